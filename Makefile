@@ -1,0 +1,49 @@
+# likeness: `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= .venv/bin/python
+EXP ?=
+SETUP_STAMP := .venv/.setup-stamp
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
+N ?= 2000
+SIZE ?= 256
+STYLE ?= game
+DATA ?= data/game-$(STYLE)-$(SIZE)
+
+.PHONY: help setup test test-slow data sheet train-imitator train-main demo bench clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) ## install packages into .venv, the renderer's Debian packages, and the weight cache
+$(SETUP_STAMP): pyproject.toml constraints.txt
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	  else echo "Missing Debian packages for headless rendering; run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m models.weights fetch
+	$(PY) -m game build-assets
+	touch $@
+
+test: setup ## run the default test suite (CPU, a few minutes)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: setup ## run the heavier tests too
+	$(PY) -m pytest -q
+
+data: setup ## render N screenshots (STYLE=game|photo, SIZE=256) into DATA
+	$(PY) -m game generate --out $(DATA) --count $(N) --size $(SIZE) --style $(STYLE)
+
+sheet: setup ## the main demo for now: a small screenshot set per style and a contact sheet of 16 characters each
+	$(PY) -m game sheet --out runs/sheet
+
+train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml by default)
+	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/imitator.yaml)
+
+bench: setup ## renderer speed and memory -> bench/results/*.json and bench/README.md
+	$(PY) -m bench.render
+
+clean-venv: ## remove .venv (the cache folder stays)
+	rm -rf .venv
