@@ -1,0 +1,110 @@
+"""The stand-in game engine: parameters -> bone-driven head -> screenshot, in the `game` or `photo` style."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from game import camera, framing, photo_style
+from game import parameters as P
+from game.appearance import Appearance
+from game.head import Head, build_head
+from game.render import DEFAULT_BACKGROUND, Lighting, MeshRenderer
+from game.rig import Rig
+from game.topology import loop
+
+STYLES = ("game", "photo")
+GAME_BACKGROUND = (0.62, 0.66, 0.72)       # the creator's plain studio backdrop
+NECK_PIVOT = np.array([0.0, -1.2, -0.9])   # head pose rotates about the top of the neck
+
+
+class Game:
+    """Renders characters from parameter vectors; cheap to pickle (GL state is made on first render)."""
+
+    def __init__(self, size: int = 256, style: str = "game", samples: int = 4):
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        if size < 16:
+            raise ValueError(f"size must be at least 16 px, got {size}")
+        self.size, self.style, self.samples = size, style, samples
+
+    def __getstate__(self):
+        return {"size": self.size, "style": self.style, "samples": self.samples}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    @cached_property
+    def head(self) -> Head:
+        return build_head()
+
+    @cached_property
+    def rig(self) -> Rig:
+        return Rig(self.head)
+
+    @cached_property
+    def appearance(self) -> Appearance:
+        return Appearance(self.head)
+
+    @cached_property
+    def renderer(self) -> MeshRenderer:
+        return MeshRenderer(self.size, self.head.triangles, samples=self.samples)
+
+    @cached_property
+    def camera(self) -> np.ndarray:
+        """The fixed game camera (view-projection), framed on the neutral head (docs/contracts.md)."""
+        view_proj, _ = framing.game_camera(self.template_points(self.head.vertices))
+        return view_proj
+
+    def template_points(self, vertices: np.ndarray) -> np.ndarray:
+        """(5, 3) right eye, left eye, nose tip, right and left mouth corner of a head's vertices."""
+        return np.stack([vertices[loop("RIGHT_EYE")].mean(0), vertices[loop("LEFT_EYE")].mean(0),
+                         vertices[1], vertices[61], vertices[291]])
+
+    def vertices(self, params: np.ndarray) -> np.ndarray:
+        """(V, 3) world-space vertices of the character."""
+        return self.rig.deform(params)
+
+    def render(self, params: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """One screenshot (S, S, 3) uint8 RGB; the photo style draws its randomness from `rng`."""
+        return self.render_with_points(params, rng)[0]
+
+    def render_with_points(self, params, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """(screenshot, (5, 2) pixel positions of the template points in it)."""
+        params = P.validate(params, "Game.render")[0]
+        vertices = self.vertices(params)
+        colours, gloss = self.appearance(params)
+        if self.style == "game":
+            view_proj, lighting = self.camera, Lighting.studio()
+            rgba = self.renderer.render(vertices, colours, view_proj, lighting, gloss, background=GAME_BACKGROUND)
+            image = np.ascontiguousarray(rgba[..., :3])
+        else:
+            if rng is None:
+                raise ValueError("the photo style needs a numpy Generator (rng) for pose, light and camera effects")
+            conditions = photo_style.sample_photo_conditions(rng)
+            pose = camera.rotation(conditions.yaw, conditions.pitch, conditions.roll)
+            vertices = (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT
+            view_proj = self._photo_camera(conditions)
+            rgba = self.renderer.render(vertices, colours, view_proj, conditions.lighting, gloss,
+                                        background=DEFAULT_BACKGROUND)
+            image = photo_style.finish_photo(rgba, conditions, rng, render_background=DEFAULT_BACKGROUND)
+        points = camera.project(self.template_points(vertices), view_proj, self.size)
+        return image, points
+
+    def _photo_camera(self, conditions: photo_style.PhotoConditions) -> np.ndarray:
+        _, eye = framing.game_camera(self.template_points(self.head.vertices))
+        target_depth = self.template_points(self.head.vertices)[:2, 2].mean()
+        distance = (eye[2] - target_depth) * conditions.distance_scale
+        moved = np.array([eye[0], eye[1], target_depth + distance])
+        view = camera.look_at(moved, moved - np.array([0.0, 0.0, 1.0]))
+        projection = camera.perspective(framing.GAME_FOV_DEG, 1.0, distance * 0.5, distance * 2.0)
+        return camera.shift_image((projection @ view).astype(np.float32), *conditions.offset)
+
+    def render_batch(self, params: np.ndarray, seeds=None) -> np.ndarray:
+        """(N, S, S, 3) screenshots; photo style: row i uses np.random.default_rng(seeds[i])."""
+        params = P.validate(params, "Game.render_batch")
+        out = np.empty((len(params), self.size, self.size, 3), np.uint8)
+        for i, row in enumerate(params):
+            rng = None if self.style == "game" else np.random.default_rng(seeds[i] if seeds is not None else i)
+            out[i] = self.render(row, rng)
+        return out

@@ -1,0 +1,103 @@
+"""The character creator's 267 parameters: the table in `parameters.csv`, its version, and input validation."""
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+TABLE_FILE = Path(__file__).with_name("parameters.csv")
+BONES_FILE = Path(__file__).with_name("bones.csv")
+NUM_PARAMETERS = 267
+LOW, HIGH = -2.5, 2.5
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One slider of the character creator."""
+
+    index: int
+    name: str
+    group: str
+    kind: str          # "shape" (moves a bone) or "appearance" (changes colours)
+    bone: str
+    channel: str
+    amount: float      # bone motion at |value| = 2.5: iod units, a scale fraction, or degrees
+    meaning: str
+
+
+@lru_cache(maxsize=1)
+def table() -> tuple[Parameter, ...]:
+    """All parameters in index order, checked for count, unique names and contiguous indices."""
+    with open(TABLE_FILE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    params = tuple(
+        Parameter(int(r["index"]), r["name"], r["group"], r["kind"], r["bone"], r["channel"],
+                  float(r["amount"]) if r["amount"] else 0.0, r["meaning"])
+        for r in rows
+    )
+    if len(params) != NUM_PARAMETERS or [p.index for p in params] != list(range(NUM_PARAMETERS)):
+        raise ValueError(f"{TABLE_FILE}: expected indices 0..{NUM_PARAMETERS - 1}, got {len(params)} rows")
+    if len({p.name for p in params}) != NUM_PARAMETERS:
+        raise ValueError(f"{TABLE_FILE}: parameter names must be unique")
+    return params
+
+
+def names() -> list[str]:
+    return [p.name for p in table()]
+
+
+def index_of(name: str) -> int:
+    """Index of a parameter by name, with the close names in the error when it does not exist."""
+    for p in table():
+        if p.name == name:
+            return p.index
+    close = [n for n in names() if name.split("_")[0] in n][:8]
+    raise KeyError(f"no parameter named {name!r}; similar: {close}")
+
+
+def _table_version() -> str:
+    digest = hashlib.sha256(TABLE_FILE.read_bytes() + BONES_FILE.read_bytes()).hexdigest()
+    return f"v1-{digest[:12]}"
+
+
+TABLE_VERSION = _table_version()
+
+
+def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
+    """Return params as float32 (N, 267) or raise ValueError naming `source`, the row and what is wrong."""
+    array = np.asarray(params, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != NUM_PARAMETERS:
+        raise ValueError(f"{source}: expected {NUM_PARAMETERS} parameters per row, got shape {np.shape(params)}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"{source}: row {row}, parameter {col} ({names()[col]}) is not finite ({array[row, col]})")
+    outside = (array < LOW - 1e-6) | (array > HIGH + 1e-6)
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise ValueError(f"{source}: row {row}, parameter {col} ({names()[col]}) = {array[row, col]:.4g} "
+                         f"is outside [{LOW}, {HIGH}] ({int(outside.sum())} values out of range)")
+    return array.astype(np.float32)
+
+
+def sample_uniform(rng: np.random.Generator, count: int) -> np.ndarray:
+    """The paper's target prior: p ~ U[-2.5, 2.5]^267."""
+    return rng.uniform(LOW, HIGH, size=(count, NUM_PARAMETERS)).astype(np.float32)
+
+
+def describe() -> str:
+    """The table as aligned text, grouped, for `python -m game describe`."""
+    lines = [f"{NUM_PARAMETERS} parameters, each in [{LOW}, {HIGH}], 0 = neutral; table {TABLE_VERSION}"]
+    group = None
+    for p in table():
+        if p.group != group:
+            group = p.group
+            lines.append(f"\n[{group}]")
+        lines.append(f"{p.index:4d}  {p.name:30s} {p.kind:10s} {p.meaning}")
+    return "\n".join(lines)
