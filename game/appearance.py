@@ -51,9 +51,10 @@ def _smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
-def _gaussian(points: np.ndarray, centres: np.ndarray, sigma: float) -> np.ndarray:
+def _bump(points: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Smooth blob around the nearest centre, exactly 0 beyond `radius` (so a slider's region is sharp)."""
     d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1).min(1)
-    return np.exp(-d2 / (2 * sigma ** 2))
+    return np.clip(1 - d2 / radius ** 2, 0, 1) ** 2
 
 
 def _polyline_distance(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,19 +120,19 @@ class Appearance:
                                  for loop in eye_loops])
         self.eyeshadow = self.face * _smoothstep((0.22 - eye_distance) / 0.1) * _smoothstep(above_eye / 0.05)
         self.eyeliner = self.face * np.exp(-(eye_distance / 0.03) ** 2)
-        self.under_eye = self.face * _gaussian(v, lm[[253, twin[253], 254, twin[254]]] - [0, 0.05, 0], 0.07)
-        self.blush = self.face * _gaussian(v, lm[[425, twin[425]]] + [0, 0.05, 0], 0.2)
-        self.contour = self.face * _gaussian(v, lm[[411, twin[411], 379, twin[379]]], 0.14)
-        self.redness = self.skin * np.maximum(_gaussian(v, lm[[425, twin[425], 1, 4]], 0.22),
+        self.under_eye = self.face * _bump(v, lm[[253, twin[253], 254, twin[254]]] - [0, 0.05, 0], 0.16)
+        self.blush = self.face * _bump(v, lm[[425, twin[425]]] + [0, 0.05, 0], 0.32)
+        self.contour = self.face * _bump(v, lm[[411, twin[411], 379, twin[379]]], 0.3)
+        self.redness = self.skin * np.maximum(_bump(v, lm[[425, twin[425], 1, 4]], 0.4) * self.face,
                                               (part == Part.EAR) * 0.6)
-        nose_cheeks = _gaussian(v, lm[[4, 5, 195, 425, twin[425], 330, twin[330]]], 0.25) * self.face
+        nose_cheeks = _bump(v, lm[[4, 5, 195, 425, twin[425], 330, twin[330]]], 0.35) * self.face
         # Freckles: a fixed per-vertex pattern (seeded), so a character's freckles never move.
         pattern = np.random.default_rng(1234).random(len(v))
         self.freckles = nose_cheeks * (pattern > 0.8)
         lower_face = self.face * (1 - self.lips) * (v[:, 1] < lm[2, 1])
         self.stubble_height = v[:, 1]
         self.stubble_base = lower_face * _smoothstep((np.abs(v[:, 0]) - 0.0) / 0.1 + 1)
-        self.moustache = self.face * (1 - self.lips) * _gaussian(v, (lm[[0]] + lm[[2]]) / 2 + [0, 0.0, 0], 0.12)
+        self.moustache = self.face * (1 - self.lips) * _bump(v, (lm[[0]] + lm[[2]]) / 2, 0.3)
         self.moustache *= np.exp(-((v[:, 0] / 0.45) ** 4))
 
         # Hair: above a hairline that runs from the forehead down to the nape, with sideburns.
@@ -167,8 +168,8 @@ class Appearance:
         base = _mix(base, skin * 0.62, self.under_eye * 0.7 * amount["under_eye_shade"])
         base = _mix(base, skin * 0.6 * np.array([1.0, 0.85, 0.7]), self.freckles * amount["freckles"])
         base = _mix(base, skin * 0.72, self.contour * 0.7 * amount["contour"])
-        blush = np.array([0.95, 0.55, 0.45]) * (1 - amount["blush_hue"]) + np.array([0.92, 0.42, 0.55]) * amount["blush_hue"]
-        base = _mix(base, blush, self.blush * 0.45 * amount["blush"])
+        blush = np.array([1.0, 0.62, 0.38]) * (1 - amount["blush_hue"]) + np.array([0.9, 0.3, 0.6]) * amount["blush_hue"]
+        base = _mix(base, blush, self.blush * 0.6 * amount["blush"])
         stubble_colour = palette_colour(HAIR_PALETTE, value["hair_color"]) * 0.8 + skin * 0.2
         extent = _smoothstep((self.nose_tip[1] - 0.45 + 0.35 * f["stubble_extent"] - self.stubble_height) / 0.15)
         base = _mix(base, stubble_colour, self.stubble_base * extent * 0.55 * amount["stubble"])
@@ -183,7 +184,7 @@ class Appearance:
         base = _mix(base, lip, self.lips)
         base = _mix(base, lip * 0.6, self.lip_edge * 0.6 * amount["lip_line"])
         gloss = np.where(self.skin, 0.4 + 0.35 * f["skin_shine"], gloss)
-        gloss = gloss + self.lips * (1.0 + 0.9 * f["lip_gloss"])
+        gloss = gloss + self.lips * (1.5 + 1.5 * f["lip_gloss"])
 
         hair = palette_colour(HAIR_PALETTE, value["hair_color"])
         if f["hair_redness"] > 0:
@@ -203,9 +204,9 @@ class Appearance:
 
         angle = self.eye_angle[self.eyeball]
         iris_angle = 0.42 * (1 + 0.18 * f["iris_size"])
-        pupil_angle = 0.15 * (1 + 0.35 * f["pupil_size"])
+        pupil_angle = 0.15 * (1 + 0.6 * f["pupil_size"])
         iris = palette_colour(EYE_PALETTE, value["eye_color"]) * (1 + 0.3 * f["eye_color_brightness"])
-        sclera = SCLERA * (1 - 0.08 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.6, 1.0]))
+        sclera = SCLERA * (1 - 0.25 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.5, 1.0]))
         in_iris = _smoothstep((iris_angle - angle) / 0.04)[:, None]
         in_pupil = _smoothstep((pupil_angle - angle) / 0.03)[:, None]
         ring = np.exp(-((angle - iris_angle) / 0.05) ** 2)[:, None] * (0.3 + 0.6 * amount["limbal_ring"])

@@ -1,0 +1,110 @@
+"""Screenshot generation: deterministic by seed, resumable, and the on-disk format of docs/contracts.md."""
+
+import cv2
+import numpy as np
+import pytest
+
+from game import framing
+from game import parameters as P
+from game.dataset import generate, image_path, read_manifest
+from game.engine import Game
+
+
+def images(root, count, fmt):
+    return [cv2.imread(str(image_path(root, i, fmt)), cv2.IMREAD_UNCHANGED) for i in range(count)]
+
+
+@pytest.mark.parametrize("style", ["game", "photo"])
+def test_generate_writes_the_contract_format(tmp_path, style):
+    root = generate(tmp_path / style, 6, size=32, style=style, seed=3, renders_per_identity=2, workers=1, progress=False)
+    manifest = read_manifest(root)
+    assert manifest["complete"] and manifest["count"] == 6 and manifest["size"] == 32
+    assert manifest["format_version"] == 1 and manifest["parameter_table_version"] == P.TABLE_VERSION
+    params = np.load(root / "parameters.npy")
+    assert params.shape == (6, 267) and params.dtype == np.float32
+    assert params.min() >= -2.5 and params.max() <= 2.5
+    fmt = manifest["image_format"]
+    assert all(img is not None and img.shape == (32, 32, 3) for img in images(root, 6, fmt))
+    if style == "photo":
+        identities = np.load(root / "identities.npy")
+        assert identities.tolist() == [0, 0, 1, 1, 2, 2]
+        assert np.array_equal(params[0], params[1]) and not np.array_equal(params[1], params[2])
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path):
+    a = generate(tmp_path / "a", 4, size=32, seed=7, workers=1, progress=False)
+    b = generate(tmp_path / "b", 4, size=32, seed=7, workers=2, progress=False)
+    c = generate(tmp_path / "c", 4, size=32, seed=8, workers=1, progress=False)
+    assert np.array_equal(np.load(a / "parameters.npy"), np.load(b / "parameters.npy"))
+    for x, y in zip(images(a, 4, "png"), images(b, 4, "png")):
+        assert np.array_equal(x, y)
+    assert not np.array_equal(np.load(a / "parameters.npy"), np.load(c / "parameters.npy"))
+
+
+def test_interrupted_generation_resumes_without_holes_or_duplicates(tmp_path):
+    reference = generate(tmp_path / "ref", 7, size=32, style="photo", seed=1, workers=1, progress=False)
+    root = generate(tmp_path / "run", 7, size=32, style="photo", seed=1, workers=1, progress=False, limit=3)
+    assert not read_manifest(root)["complete"]
+    # A render killed mid-write leaves only a .part file, which the resume ignores.
+    (root / "images" / "0000005.jpg.part").write_bytes(b"half a jpeg")
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (root / "images").glob("*.jpg")}
+    assert len(mtimes) == 3
+    generate(tmp_path / "run", 7, size=32, style="photo", seed=1, workers=1, progress=False)
+    assert read_manifest(root)["complete"]
+    assert sorted(p.name for p in (root / "images").glob("*.jpg")) == [f"{i:07d}.jpg" for i in range(7)]
+    assert all((root / "images" / name).stat().st_mtime_ns == t for name, t in mtimes.items()), "done files re-rendered"
+    for x, y in zip(images(reference, 7, "jpg"), images(root, 7, "jpg")):
+        assert np.array_equal(x, y)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    generate(tmp_path / "d", 2, size=32, seed=0, workers=1, progress=False, limit=1)
+    with pytest.raises(ValueError, match="other settings"):
+        generate(tmp_path / "d", 2, size=32, seed=1, workers=1, progress=False)
+
+
+def test_manifest_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json"):
+        read_manifest(tmp_path)
+
+
+def test_game_camera_puts_the_neutral_face_on_the_template():
+    game = Game(256)
+    _, points = game.render_with_points(np.zeros(267, np.float32))
+    # Eyes and nose land on the template within a few pixels (mouth corners depend on the face's width).
+    assert np.abs(points[:3] - framing.TEMPLATE[:3] * 256).max() < 6
+    assert np.abs(points - framing.TEMPLATE * 256).mean() < 6
+
+
+def test_similarity_to_template_recovers_a_known_transform():
+    angle, scale, shift = np.deg2rad(12), 1.7, np.array([30.0, -12.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    template = framing.TEMPLATE * 128
+    photo_points = (template - shift) @ np.linalg.inv(scale * rotation).T
+    matrix = framing.similarity_to_template(photo_points, 128)
+    mapped = photo_points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.allclose(mapped, template, atol=1e-6)
+
+
+def test_render_is_stable_against_a_small_reference():
+    """The neutral face at 32 px: colour statistics of the screenshot stay where they were measured."""
+    image = Game(32).render(np.zeros(267, np.float32)).astype(np.float64) / 255
+    background = np.array([0.62, 0.66, 0.72])
+    corners = image[[0, 0, -1, -1], [0, -1, 0, -1]]
+    assert np.abs(corners - background).max() < 2 / 255
+    centre = image[12:20, 12:20].mean((0, 1))
+    assert centre[0] > centre[2]              # skin is warmer than the blue-grey backdrop
+
+
+def test_photo_style_needs_a_generator_and_differs_per_photo():
+    game = Game(32, "photo")
+    params = np.zeros(267, np.float32)
+    with pytest.raises(ValueError, match="Generator"):
+        game.render(params)
+    a = game.render(params, np.random.default_rng(0))
+    b = game.render(params, np.random.default_rng(0))
+    c = game.render(params, np.random.default_rng(1))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
