@@ -9,7 +9,7 @@ SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 
-.PHONY: help setup test test-slow data sheet train-imitator train-main demo bench clean-venv
+.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,14 +33,17 @@ test: setup ## run the default test suite (CPU, a few minutes)
 test-slow: setup ## run the heavier tests too
 	$(PY) -m pytest -q
 
+test-gpu: setup ## the CUDA checks (nvdiffrast renderer, DDP on GPUs); needs a GPU machine
+	$(PY) -m pytest -m gpu -q
+
 data: setup ## render N screenshots (STYLE=game|photo, SIZE=256) into DATA
 	$(PY) -m game generate --out $(DATA) --count $(N) --size $(SIZE) --style $(STYLE)
 
 sheet: setup ## the main demo for now: a small screenshot set per style and a contact sheet of 16 characters each
 	$(PY) -m game sheet --out runs/sheet
 
-train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml by default)
-	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/imitator.yaml)
+train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; ARGS='--config experiments/trainer/bf16.yaml --ckpt_path last')
+	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/imitator.yaml) $(ARGS)
 
 bench: setup ## renderer speed and memory -> bench/results/*.json and bench/README.md
 	$(PY) -m bench.render

@@ -112,7 +112,7 @@ class Appearance:
         inside = _inside_polygon_2d(v, lm[outer]) & self.face
         edge, _ = _polyline_distance(v, np.concatenate([lm[outer], lm[outer[:1]]]))
         self.lips = np.where(inside, _smoothstep(edge / 0.03), 0.0) * self.face
-        self.lip_edge = np.where(inside, np.exp(-(edge / 0.02) ** 2), 0.0) * self.face
+        self.lip_edge = np.where(inside, np.exp(-(edge / 0.03) ** 2), 0.0) * self.face
 
         eye_loops = [lm[topology.loop("LEFT_EYE")], lm[topology.loop("RIGHT_EYE")]]
         eye_distance = np.minimum(*[cKDTree(loop).query(v)[0] for loop in eye_loops])
@@ -173,7 +173,7 @@ class Appearance:
         stubble_colour = palette_colour(HAIR_PALETTE, value["hair_color"]) * 0.8 + skin * 0.2
         extent = _smoothstep((self.nose_tip[1] - 0.45 + 0.35 * f["stubble_extent"] - self.stubble_height) / 0.15)
         base = _mix(base, stubble_colour, self.stubble_base * extent * 0.55 * amount["stubble"])
-        base = _mix(base, stubble_colour, self.moustache * 0.8 * amount["moustache"])
+        base = _mix(base, stubble_colour * 0.7, self.moustache * amount["moustache"])
         shadow = palette_colour(EYESHADOW_PALETTE, value["eyeshadow_color"])
         base = _mix(base, shadow, self.eyeshadow * 0.7 * amount["eyeshadow"])
         base = _mix(base, np.array([0.05, 0.04, 0.04]), self.eyeliner * 0.9 * amount["eyeliner"])
@@ -182,7 +182,7 @@ class Appearance:
         grey = lip.mean()
         lip = grey + (lip - grey) * (1 + 0.5 * f["lip_saturation"])
         base = _mix(base, lip, self.lips)
-        base = _mix(base, lip * 0.6, self.lip_edge * 0.6 * amount["lip_line"])
+        base = _mix(base, lip * 0.5, self.lip_edge * 0.9 * amount["lip_line"])
         gloss = np.where(self.skin, 0.4 + 0.35 * f["skin_shine"], gloss)
         gloss = gloss + self.lips * (1.5 + 1.5 * f["lip_gloss"])
 
@@ -204,9 +204,9 @@ class Appearance:
 
         angle = self.eye_angle[self.eyeball]
         iris_angle = 0.42 * (1 + 0.18 * f["iris_size"])
-        pupil_angle = 0.15 * (1 + 0.6 * f["pupil_size"])
+        pupil_angle = 0.2 * (1 + 0.6 * f["pupil_size"])
         iris = palette_colour(EYE_PALETTE, value["eye_color"]) * (1 + 0.3 * f["eye_color_brightness"])
-        sclera = SCLERA * (1 - 0.25 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.5, 1.0]))
+        sclera = SCLERA * (1 - 0.4 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.5, 1.0]))
         in_iris = _smoothstep((iris_angle - angle) / 0.04)[:, None]
         in_pupil = _smoothstep((pupil_angle - angle) / 0.03)[:, None]
         ring = np.exp(-((angle - iris_angle) / 0.05) ** 2)[:, None] * (0.3 + 0.6 * amount["limbal_ring"])

@@ -79,7 +79,7 @@ def project(points: np.ndarray, view_proj: np.ndarray, size: int) -> np.ndarray:
 
 
 def camera_position(view_proj: np.ndarray) -> np.ndarray:
-    """Homogeneous camera centre (4,) of a view-projection matrix: (x, y, z, 1), or (d, 0) towards an orthographic camera."""
+    """Homogeneous camera centre (4,) of a view-projection matrix: (x, y, z, 1), or (d, 0) towards an ortho camera."""
     view_proj = np.asarray(view_proj, dtype=np.float64)
     rows = view_proj[[0, 1, 3]]  # the centre is where clip x, y and w all vanish
     _, _, vt = np.linalg.svd(rows)

@@ -21,15 +21,17 @@ NECK_PIVOT = np.array([0.0, -1.2, -0.9])   # head pose rotates about the top of 
 class Game:
     """Renders characters from parameter vectors; cheap to pickle (GL state is made on first render)."""
 
-    def __init__(self, size: int = 256, style: str = "game", samples: int = 4):
+    def __init__(self, size: int = 256, style: str = "game", samples: int = 0, supersample: int = 2):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         if size < 16:
             raise ValueError(f"size must be at least 16 px, got {size}")
-        self.size, self.style, self.samples = size, style, samples
+        # 2x supersampling matches 4x MSAA within a grey level and is ~1.5x faster on llvmpipe; fixed
+        # per dataset so a set looks the same whatever machine rendered it.
+        self.size, self.style, self.samples, self.supersample = size, style, samples, supersample
 
     def __getstate__(self):
-        return {"size": self.size, "style": self.style, "samples": self.samples}
+        return {"size": self.size, "style": self.style, "samples": self.samples, "supersample": self.supersample}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -48,7 +50,7 @@ class Game:
 
     @cached_property
     def renderer(self) -> MeshRenderer:
-        return MeshRenderer(self.size, self.head.triangles, samples=self.samples)
+        return MeshRenderer(self.size, self.head.triangles, samples=self.samples, supersample=self.supersample)
 
     @cached_property
     def camera(self) -> np.ndarray:

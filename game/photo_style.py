@@ -44,7 +44,7 @@ class PhotoConditions:
     lighting: Lighting
     background_seed: int
     blur_sigma: float  # Gaussian blur, px at 256 px
-    noise_sigma: float  # sensor noise standard deviation, [0, 1] units
+    noise_sigma: float  # sensor noise, about this standard deviation in [0, 1] units
     jpeg_quality: int
     color_cast: tuple  # per-channel RGB gains
     gamma: float  # out = in ** gamma
@@ -87,11 +87,11 @@ def _tint(warmth: float) -> np.ndarray:
 def _sample_lighting(rng: np.random.Generator) -> Lighting:
     """Random portrait light: a key anywhere in front (azimuth +-75 deg, elevation -15..60), a weaker fill opposite."""
     key_az, key_el = rng.uniform(-75.0, 75.0), rng.uniform(-15.0, 60.0)
-    key = _tint(rng.uniform(-1.0, 1.0)) * rng.uniform(0.45, 0.95)
+    key = _tint(rng.uniform(-1.0, 1.0)) * rng.uniform(0.5, 1.0)
     side = -1.0 if key_az > 0 else 1.0
     fill_az, fill_el = side * rng.uniform(20.0, 80.0), rng.uniform(-20.0, 30.0)
     fill = _tint(rng.uniform(-1.0, 1.0)) * rng.uniform(0.05, 0.40)
-    ambient = _tint(rng.uniform(-0.6, 0.6)) * rng.uniform(0.12, 0.40)
+    ambient = _tint(rng.uniform(-0.6, 0.6)) * rng.uniform(0.15, 0.40)
     return Lighting(
         key_direction=_direction(key_az, key_el),
         key_color=tuple(float(c) for c in key),
@@ -116,7 +116,7 @@ _BYTE_NOISE_STD = float(np.sqrt(2.0 * (256.0**2 - 1.0) / 12.0))  # of the sum of
 
 
 def _byte_noise(rng: np.random.Generator, shape) -> np.ndarray:
-    """Zero-mean int16 noise with standard deviation _BYTE_NOISE_STD (triangular: two random bytes per value, 6x faster than normal)."""
+    """Zero-mean triangular int16 noise of standard deviation _BYTE_NOISE_STD, from two random bytes a value (fast)."""
     count = int(np.prod(shape))
     pairs = np.frombuffer(rng.bytes(2 * count), np.uint8).reshape(2, count)
     return cv2.add(pairs[0], pairs[1], dtype=cv2.CV_16S).reshape(shape) - np.int16(255)
@@ -189,13 +189,14 @@ def finish_photo(
     rng: np.random.Generator,
     render_background=DEFAULT_BACKGROUND,
 ) -> np.ndarray:
-    """Turn a render (S, S, 4) uint8 into a photo (S, S, 3) uint8: background, skin texture, cast, gamma, blur, noise, JPEG.
+    """Turn a render (S, S, 4) uint8 into a photo (S, S, 3) uint8: background, skin, cast, gamma, blur, noise, JPEG.
 
     `render_background` is the `background` the render was made with (its RGB is composited over it): it is
     taken out again before the photo background goes in, so silhouettes carry no halo.
     """
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.shape[0] != rgba.shape[1] or rgba.dtype != np.uint8:
         raise ValueError(f"finish_photo: expected a square uint8 RGBA render (S, S, 4), got {rgba.dtype} {rgba.shape}")
+    rgba = np.ascontiguousarray(rgba)
     size = rgba.shape[0]
     scale = size / REFERENCE_SIZE
 

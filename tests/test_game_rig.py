@@ -163,3 +163,14 @@ def test_skin_palette_is_continuous_and_estimation_snaps_to_an_entry():
         assert value == pytest.approx(palette_value(SKIN_PALETTE, entry))
     with pytest.raises(ValueError, match="aligned square RGB"):
         estimate_skin_tone(np.zeros((64, 32, 3), np.uint8))
+
+
+def test_every_parameter_is_visible_at_256px():
+    """No fake parameters: each slider changes the 256 px game screenshot (docs: `python -m game sensitivity`)."""
+    from game.sensitivity import VISIBILITY_THRESHOLD, measure
+
+    # 4 random faces is a noisy estimate (a pupil is invisible in a dark-brown iris), so this guards
+    # against fake sliders at half the threshold; bench/results/sensitivity.csv holds the 8-face table.
+    values = measure(size=256, faces=4, seed=1, progress=False)
+    invisible = {P.table()[i].name: round(float(values[i]), 4) for i in np.flatnonzero(values < VISIBILITY_THRESHOLD / 2)}
+    assert not invisible, f"invisible at 256 px: {invisible}"
