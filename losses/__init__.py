@@ -1,0 +1,20 @@
+"""The cross-domain regression losses (paper eq. 3-12), one module each, and their weighted sum."""
+from losses.consistency import ConsistencyLoss
+from losses.contrastive import ContrastiveLoss
+from losses.distributed import all_gather_with_grad
+from losses.domain import DomainLoss, mmd2
+from losses.frozen import Frozen
+from losses.objective import CrossDomainObjective, DomainBatch
+from losses.restored import RestoredLoss
+
+__all__ = [
+    "ConsistencyLoss",
+    "ContrastiveLoss",
+    "CrossDomainObjective",
+    "DomainBatch",
+    "DomainLoss",
+    "Frozen",
+    "RestoredLoss",
+    "all_gather_with_grad",
+    "mmd2",
+]

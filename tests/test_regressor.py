@@ -1,0 +1,55 @@
+"""The regressor R (models/regressor.py): Table 1 shapes at every size, gradients, output range."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.regressor import Regressor
+
+# Per layer (channels, side) for each image size: Table 1 at 256 px, strides dropped from the front below.
+LAYER_SHAPES = {
+    256: [(32, 32), (64, 16), (128, 8), (256, 4), (256, 2)],
+    128: [(32, 32), (64, 16), (128, 8), (256, 4), (256, 2)],
+    64: [(32, 16), (64, 16), (128, 8), (256, 4), (256, 2)],
+}
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_table1_shapes(size):
+    model = Regressor(image_size=size)
+    x = torch.randn(2, 128, size // 4, size // 4)
+    shapes = []
+    for layer in model.layers:
+        x = layer(x)
+        shapes.append((x.shape[1], x.shape[2]))
+    assert shapes == LAYER_SHAPES[size]
+    f, p = model(torch.randn(2, 128, size // 4, size // 4))
+    assert f.shape == (2, 1024) and p.shape == (2, 267)
+
+
+@pytest.mark.parametrize("norm", ["group", "batch", "none"])
+def test_every_parameter_gets_a_gradient(norm):
+    torch.manual_seed(0)
+    model = Regressor(image_size=64, norm=norm)
+    f, p = model(torch.randn(4, 128, 16, 16))
+    (p.pow(2).mean() + f.mean()).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+        assert torch.isfinite(param.grad).all(), name
+
+
+def test_parameters_stay_in_the_game_range():
+    model = Regressor(image_size=64)
+    _, p = model(1e3 * torch.randn(8, 128, 16, 16))  # saturate the tanh
+    assert p.abs().max() <= 2.5 and p.abs().max() > 2.0
+
+
+@pytest.mark.parametrize("size", [100, 2, 512])
+def test_unsupported_sizes_are_errors(size):
+    with pytest.raises(ValueError, match="image_size"):
+        Regressor(image_size=size)
+
+
+def test_wrong_feature_map_is_an_error():
+    with pytest.raises(ValueError, match="expects"):
+        Regressor(image_size=128)(torch.randn(1, 128, 16, 16))
