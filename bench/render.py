@@ -12,6 +12,8 @@ import multiprocessing
 import platform
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ GOAL_RATIO = 0.30
 
 
 def _measure(style: str, size: int, count: int) -> dict:
-    """Runs in a fresh spawned process, so peak memory and GL state belong to this configuration alone."""
+    """Runs in a fresh interpreter (`--only`), so peak memory and GL state belong to this configuration alone."""
     import cv2
 
     from game import parameters as P
@@ -128,13 +130,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200, help="images per configuration")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--only", nargs=2, metavar=("STYLE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    context = multiprocessing.get_context("spawn")
+    if args.only:
+        print(json.dumps(_measure(args.only[0], int(args.only[1]), args.count)))
+        return
     results = []
     for style in ("game", "photo"):
         for size in args.sizes:
-            with context.Pool(1) as pool:
-                result = pool.apply(_measure, (style, size, args.count))
+            # A fresh interpreter per configuration: its own peak memory, GL context and worker pool.
+            done = subprocess.run([sys.executable, "-m", "bench.render", "--count", str(args.count), "--only", style, str(size)],
+                                  check=True, capture_output=True, text=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
             results.append(result)
             print(f"{style:5s} {size:3d}px  bare {result['bare_raster_per_s']:7.0f}/s  end-to-end {result['end_to_end_per_s_1_process']:6.0f}/s "
                   f"(ratio {result['ratio_end_to_end_to_bare']:.2f}), 2 procs {result['end_to_end_per_s_2_processes']:6.0f}/s")

@@ -1,0 +1,1 @@
+"""Training callbacks shared by the likeness LightningModules."""

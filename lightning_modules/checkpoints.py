@@ -1,0 +1,49 @@
+"""Networks in checkpoints: each is stored as its class path and init args, next to its weights.
+
+A LightningModule keeps `hparams[key] = network_spec(net)`, so `load_network(path, key)` rebuilds
+the bare network from a checkpoint alone, without the training config or Lightning.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def network_spec(net: nn.Module) -> dict:
+    """{"class_path", "init_args"} that rebuild `net`; it must keep its constructor args as attributes."""
+    cls = type(net)
+    names = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    missing = [name for name in names if not hasattr(net, name)]
+    if missing:
+        raise TypeError(f"{cls.__qualname__} must keep its constructor arguments {missing} as attributes")
+    init_args = {name: getattr(net, name) for name in names}
+    init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in init_args.items()}  # YAML-friendly
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+
+
+def build_network(spec: dict) -> nn.Module:
+    """Instantiate a network from its {"class_path", "init_args"}."""
+    module_name, _, class_name = spec["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**spec["init_args"])
+
+
+def load_network(checkpoint_path: str | Path, key: str = "net", map_location: str = "cpu") -> nn.Module:
+    """The network stored under `key` in a Lightning checkpoint, weights loaded, in eval mode."""
+    checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
+    spec = checkpoint.get("hyper_parameters", {}).get(key)
+    if not isinstance(spec, dict) or "class_path" not in spec:
+        raise KeyError(f"{checkpoint_path}: no network spec under hyper_parameters[{key!r}]")
+    net = build_network(spec)
+    prefix = f"{key}."
+    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    net.load_state_dict(state)
+    return net.eval()
