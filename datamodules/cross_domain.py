@@ -70,6 +70,7 @@ class CrossDomainDataModule(LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         source: dict[str, Any] | None = None,
+        generate: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -103,8 +104,23 @@ class CrossDomainDataModule(LightningDataModule):
         )
 
     def prepare_data(self) -> None:
-        """Validate the set and write split.json once (rank 0 of each node)."""
+        """Render the set with our game if `generate` asks for it and it is missing or unfinished,
+        then validate it and write split.json once (rank 0 of each node)."""
+        if self.hparams.generate is not None:
+            self._generate_target()
         self._split()
+
+    def _generate_target(self) -> None:
+        """`generate: {count, size, seed, style}`: make target_root with `game.dataset.generate` (resumable)."""
+        from game.dataset import generate
+
+        settings = {"size": self.hparams.image_size or 256, "style": "game", "seed": 0, **self.hparams.generate}
+        if "count" not in settings:
+            raise ValueError("data.generate needs a count (e.g. generate: {count: 2000})")
+        manifest = Path(self.hparams.target_root) / "manifest.json"
+        if not manifest.exists() or '"complete": true' not in manifest.read_text():
+            log.info("rendering %s screenshots into %s", settings["count"], self.hparams.target_root)
+            generate(self.hparams.target_root, **settings)
 
     def setup(self, stage: str | None = None) -> None:
         """Check the global batch against world_size and build the train/val datasets."""

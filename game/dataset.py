@@ -161,6 +161,11 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
                 bar.update(done)
     bar.close()
     if all(image_path(root, i, manifest.image_format).exists() for i in range(count)):
+        if style == "photo" and not (root / "points.npy").exists():
+            # Ground-truth face points per photo, for aligning it to the template like a real photo.
+            game = Game(size, style)
+            points = np.stack([game.photo_points(params[i], row_rng(seed, i)) for i in range(count)])
+            _save_array(root / "points.npy", points.astype(np.float32))
         _write_json(manifest_path, {**asdict(manifest), "complete": True})
     return root
 

@@ -81,17 +81,26 @@ class Game:
             rgba = self.renderer.render(vertices, colours, view_proj, lighting, gloss, background=GAME_BACKGROUND)
             image = np.ascontiguousarray(rgba[..., :3])
         else:
-            if rng is None:
-                raise ValueError("the photo style needs a numpy Generator (rng) for pose, light and camera effects")
-            conditions = photo_style.sample_photo_conditions(rng)
-            pose = camera.rotation(conditions.yaw, conditions.pitch, conditions.roll)
-            vertices = (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT
-            view_proj = self._photo_camera(conditions)
+            conditions, vertices, view_proj = self._pose_photo(vertices, rng)
             rgba = self.renderer.render(vertices, colours, view_proj, conditions.lighting, gloss,
                                         background=DEFAULT_BACKGROUND)
             image = photo_style.finish_photo(rgba, conditions, rng, render_background=DEFAULT_BACKGROUND)
         points = camera.project(self.template_points(vertices), view_proj, self.size)
         return image, points
+
+    def photo_points(self, params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(5, 2) pixel positions of the template points in the photo that `render(params, rng)` makes,
+        without rendering it (the same draws from a fresh copy of `rng`)."""
+        vertices = self.vertices(P.validate(params, "Game.photo_points")[0])
+        _, vertices, view_proj = self._pose_photo(vertices, rng)
+        return camera.project(self.template_points(vertices), view_proj, self.size)
+
+    def _pose_photo(self, vertices: np.ndarray, rng):
+        if rng is None:
+            raise ValueError("the photo style needs a numpy Generator (rng) for pose, light and camera effects")
+        conditions = photo_style.sample_photo_conditions(rng)
+        pose = camera.rotation(conditions.yaw, conditions.pitch, conditions.roll)
+        return conditions, (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT, self._photo_camera(conditions)
 
     def _photo_camera(self, conditions: photo_style.PhotoConditions) -> np.ndarray:
         _, eye = framing.game_camera(self.template_points(self.head.vertices))

@@ -108,3 +108,16 @@ def test_photo_style_needs_a_generator_and_differs_per_photo():
     b = game.render(params, np.random.default_rng(0))
     c = game.render(params, np.random.default_rng(1))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_photo_points_match_the_rendered_photo(tmp_path):
+    root = generate(tmp_path / "p", 3, size=64, style="photo", seed=2, renders_per_identity=1, workers=1, progress=False)
+    points = np.load(root / "points.npy")
+    assert points.shape == (3, 5, 2)
+    game = Game(64, "photo")
+    params = np.load(root / "parameters.npy")
+    from game.dataset import row_rng
+    _, rendered = game.render_with_points(params[1], row_rng(2, 1))
+    assert np.allclose(points[1], rendered, atol=1e-4)
+    # Eyes above the mouth corners, as on the template (poses stay within +-15 degrees of pitch).
+    assert (points[:, :2, 1] < points[:, 3:, 1]).all()
