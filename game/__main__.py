@@ -36,8 +36,10 @@ def _build_assets(args) -> None:
 def _generate(args) -> None:
     from game.dataset import generate
 
+    extras = {"expressions": args.expressions, "glasses": args.glasses, "occluders": args.occluders}
     root = generate(args.out, args.count, size=args.size, style=args.style, seed=args.seed,
-                    renders_per_identity=args.renders_per_identity, workers=args.workers)
+                    renders_per_identity=args.renders_per_identity, workers=args.workers,
+                    prior=args.prior, extras=extras if args.style == "photo" else None)
     print(f"dataset: {root}")
 
 
@@ -95,6 +97,10 @@ def main(argv=None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--renders-per-identity", type=int, default=4, help="photo style: photos per person")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    gen.add_argument("--prior", choices=("uniform", "realistic"), default="uniform",
+                     help="parameter distribution: the paper's uniform one, or correlated 'realistic' faces")
+    for extra in ("expressions", "glasses", "occluders"):
+        gen.add_argument(f"--{extra}", type=float, default=0.0, help=f"photo style: probability of {extra} per photo")
     gen.set_defaults(run=_generate)
     sheet = sub.add_parser("sheet", help="16 random characters per style and a contact sheet of each")
     sheet.add_argument("--out", default="runs/sheet")

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from game import parameters as P
 from game.engine import STYLES, Game
+from game.photo_extras import PhotoExtras
 
 FORMAT_VERSION = 1
 KIND = "likeness.screenshots"
@@ -32,6 +33,7 @@ class Manifest:
     image_format: str
     renders_per_identity: int = 1
     prior: str = "uniform"
+    extras: dict = None                          # photo style: PhotoExtras probabilities
     format_version: int = FORMAT_VERSION
     kind: str = KIND
     num_parameters: int = P.NUM_PARAMETERS
@@ -51,9 +53,9 @@ def image_path(root: Path, index: int, image_format: str) -> Path:
     return Path(root) / "images" / f"{index:07d}.{image_format}"
 
 
-def row_parameters(seed: int, identity: int) -> np.ndarray:
+def row_parameters(seed: int, identity: int, prior: str = "uniform") -> np.ndarray:
     """Parameters of one identity: depend only on (seed, identity), so any row can be re-made alone."""
-    return P.sample_uniform(np.random.default_rng([seed, identity]), 1)[0]
+    return P.sample_prior(np.random.default_rng([seed, identity]), 1, prior)[0]
 
 
 def row_rng(seed: int, index: int) -> np.random.Generator:
@@ -91,9 +93,9 @@ def _encode(image: np.ndarray, image_format: str) -> bytes:
 _worker_game: Game | None = None
 
 
-def _init_worker(size: int, style: str) -> None:
+def _init_worker(size: int, style: str, extras: dict | None = None) -> None:
     global _worker_game
-    _worker_game = Game(size, style)            # GL context follows on the first render, in this process
+    _worker_game = Game(size, style, extras=PhotoExtras(**(extras or {})))   # GL context comes on first render
 
 
 def _render_rows(job: tuple) -> int:
@@ -110,11 +112,14 @@ def _render_rows(job: tuple) -> int:
 
 def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "game", seed: int = 0,
              renders_per_identity: int = 4, workers: int | None = None, chunk: int = 64,
-             progress: bool = True, limit: int | None = None) -> Path:
+             progress: bool = True, limit: int | None = None, prior: str = "uniform",
+             extras: dict | None = None) -> Path:
     """Render `count` screenshots into `out`; re-running with the same arguments resumes an interrupted run.
 
-    Photo style: rows come in runs of `renders_per_identity` photos of one identity. `limit` renders at
-    most that many missing images and stops (used to test resuming).
+    Photo style: rows come in runs of `renders_per_identity` photos of one identity; `extras`
+    ({expressions, glasses, occluders} probabilities) makes harder benchmark photos. `prior` names the
+    parameter distribution (game.parameters.PRIORS). `limit` renders at most that many missing images
+    and stops (used to test resuming).
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
@@ -122,8 +127,11 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
         raise ValueError(f"count must be positive, got {count}")
     root = Path(out)
     per_identity = renders_per_identity if style == "photo" else 1
+    extras = {k: float(v) for k, v in asdict(PhotoExtras(**(extras or {}))).items()}
+    if any(extras.values()) and style != "photo":
+        raise ValueError("extras (expressions, glasses, occluders) need style='photo'")
     manifest = Manifest(style=style, size=size, count=count, seed=seed, image_format=IMAGE_FORMAT[style],
-                        renders_per_identity=per_identity)
+                        renders_per_identity=per_identity, prior=prior, extras=extras)
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
         existing = read_manifest(root)
@@ -138,7 +146,7 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
     _write_json(manifest_path, asdict(manifest))
 
     identities = np.arange(count) // per_identity
-    params = np.stack([row_parameters(seed, int(i)) for i in range(identities[-1] + 1)])[identities]
+    params = np.stack([row_parameters(seed, int(i), prior) for i in range(identities[-1] + 1)])[identities]
     _save_array(root / "parameters.npy", params)
     if style == "photo":
         _save_array(root / "identities.npy", identities.astype(np.int64))
@@ -151,19 +159,19 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(missing), desc=f"render {style} {size}px", unit="img", disable=not progress)
     if workers == 1:
-        _init_worker(size, style)
+        _init_worker(size, style, extras)
         for job in jobs:
             bar.update(_render_rows(job))
     else:
         # spawn: a worker must never inherit a GL context made before a fork (it would hang).
-        with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (size, style)) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (size, style, extras)) as pool:
             for done in pool.imap_unordered(_render_rows, jobs):
                 bar.update(done)
     bar.close()
     if all(image_path(root, i, manifest.image_format).exists() for i in range(count)):
         if style == "photo" and not (root / "points.npy").exists():
             # Ground-truth face points per photo, for aligning it to the template like a real photo.
-            game = Game(size, style)
+            game = Game(size, style, extras=PhotoExtras(**extras))
             points = np.stack([game.photo_points(params[i], row_rng(seed, i)) for i in range(count)])
             _save_array(root / "points.npy", points.astype(np.float32))
         _write_json(manifest_path, {**asdict(manifest), "complete": True})

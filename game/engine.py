@@ -9,6 +9,7 @@ from game import camera, framing, photo_style
 from game import parameters as P
 from game.appearance import Appearance
 from game.head import Head, build_head
+from game.photo_extras import PhotoExtras
 from game.render import DEFAULT_BACKGROUND, Lighting, MeshRenderer
 from game.rig import Rig
 from game.topology import loop
@@ -21,7 +22,8 @@ NECK_PIVOT = np.array([0.0, -1.2, -0.9])   # head pose rotates about the top of 
 class Game:
     """Renders characters from parameter vectors; cheap to pickle (GL state is made on first render)."""
 
-    def __init__(self, size: int = 256, style: str = "game", samples: int = 0, supersample: int = 2):
+    def __init__(self, size: int = 256, style: str = "game", samples: int = 0, supersample: int = 2,
+                 extras: PhotoExtras | None = None):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         if size < 16:
@@ -29,9 +31,13 @@ class Game:
         # 2x supersampling matches 4x MSAA within a grey level and is ~1.5x faster on llvmpipe; fixed
         # per dataset so a set looks the same whatever machine rendered it.
         self.size, self.style, self.samples, self.supersample = size, style, samples, supersample
+        self.extras = extras or PhotoExtras()
+        if self.extras.active and style != "photo":
+            raise ValueError("expressions, glasses and occluders belong to the photo style")
 
     def __getstate__(self):
-        return {"size": self.size, "style": self.style, "samples": self.samples, "supersample": self.supersample}
+        return {"size": self.size, "style": self.style, "samples": self.samples, "supersample": self.supersample,
+                "extras": self.extras}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -74,7 +80,8 @@ class Game:
     def render_with_points(self, params, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """(screenshot, (5, 2) pixel positions of the template points in it)."""
         params = P.validate(params, "Game.render")[0]
-        vertices = self.vertices(params)
+        extra_rng = self._extra_rng(rng)
+        vertices = self.vertices(self.extras.expression(params, extra_rng) if extra_rng else params)
         colours, gloss = self.appearance(params)
         if self.style == "game":
             view_proj, lighting = self.camera, Lighting.studio()
@@ -84,6 +91,9 @@ class Game:
             conditions, vertices, view_proj = self._pose_photo(vertices, rng)
             rgba = self.renderer.render(vertices, colours, view_proj, conditions.lighting, gloss,
                                         background=DEFAULT_BACKGROUND)
+            if extra_rng:
+                points = camera.project(self.template_points(vertices), view_proj, self.size)
+                rgba = self.extras.paint(rgba, points, extra_rng)
             image = photo_style.finish_photo(rgba, conditions, rng, render_background=DEFAULT_BACKGROUND)
         points = camera.project(self.template_points(vertices), view_proj, self.size)
         return image, points
@@ -91,9 +101,15 @@ class Game:
     def photo_points(self, params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(5, 2) pixel positions of the template points in the photo that `render(params, rng)` makes,
         without rendering it (the same draws from a fresh copy of `rng`)."""
-        vertices = self.vertices(P.validate(params, "Game.photo_points")[0])
+        params = P.validate(params, "Game.photo_points")[0]
+        extra_rng = self._extra_rng(rng)
+        vertices = self.vertices(self.extras.expression(params, extra_rng) if extra_rng else params)
         _, vertices, view_proj = self._pose_photo(vertices, rng)
         return camera.project(self.template_points(vertices), view_proj, self.size)
+
+    def _extra_rng(self, rng):
+        """A child stream for the extras: spawning leaves `rng`'s own draws, hence plain photos, unchanged."""
+        return rng.spawn(1)[0] if self.extras.active and rng is not None else None
 
     def _pose_photo(self, vertices: np.ndarray, rng):
         if rng is None:

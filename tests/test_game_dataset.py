@@ -121,3 +121,33 @@ def test_photo_points_match_the_rendered_photo(tmp_path):
     assert np.allclose(points[1], rendered, atol=1e-4)
     # Eyes above the mouth corners, as on the template (poses stay within +-15 degrees of pitch).
     assert (points[:, :2, 1] < points[:, 3:, 1]).all()
+
+
+def test_benchmark_photos_with_extras_keep_identity_and_points(tmp_path):
+    extras = {"expressions": 1.0, "glasses": 1.0, "occluders": 1.0}
+    root = generate(tmp_path / "x", 4, size=64, style="photo", seed=5, renders_per_identity=2, workers=1,
+                    progress=False, prior="realistic", extras=extras)
+    manifest = read_manifest(root)
+    assert manifest["prior"] == "realistic" and manifest["extras"] == extras
+    params = np.load(root / "parameters.npy")
+    assert np.array_equal(params[0], params[1])          # ground truth is the identity, not the expression
+    from game.dataset import row_rng
+    from game.photo_extras import PhotoExtras
+    plain, fancy = Game(64, "photo"), Game(64, "photo", extras=PhotoExtras(**extras))
+    image_plain, points_plain = plain.render_with_points(params[0], row_rng(5, 0))
+    image_fancy, points_fancy = fancy.render_with_points(params[0], row_rng(5, 0))
+    assert not np.array_equal(image_plain, image_fancy)
+    assert np.allclose(np.load(root / "points.npy")[0], points_fancy, atol=1e-4)
+    assert np.abs(points_plain - points_fancy).max() < 8      # same pose and camera; only the expression moved
+
+
+def test_realistic_prior_is_narrower_and_correlated_within_groups():
+    rng = np.random.default_rng(0)
+    uniform, realistic = P.sample_prior(rng, 4000, "uniform"), P.sample_prior(rng, 4000, "realistic")
+    assert realistic.std() < 0.75 * uniform.std()
+    groups = np.array([p.group for p in P.table()])
+    eyes = np.flatnonzero(groups == "eyes")
+    within = np.corrcoef(realistic[:, eyes].T)[np.triu_indices(len(eyes), 1)]
+    assert np.abs(within).mean() > 0.05 > np.abs(np.corrcoef(uniform[:, eyes].T)[np.triu_indices(len(eyes), 1)]).mean()
+    with pytest.raises(ValueError, match="unknown prior"):
+        P.sample_prior(rng, 1, "gaussian")
