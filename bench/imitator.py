@@ -26,10 +26,7 @@ DEFAULT_SEED = 20211020  # not the seed of any generated set (those default to 0
 
 @functools.lru_cache(maxsize=2)
 def _engine(size: int):
-    try:  # imported here: the one place that knows the engine's API
-        from game import Game
-    except ImportError:  # before game/__init__.py exports it
-        from game.engine import Game
+    from game import Game  # imported here: the one place that knows the engine's API
 
     return Game(size=size, style="game")
 
