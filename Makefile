@@ -19,6 +19,9 @@ $(SETUP_STAMP): pyproject.toml constraints.txt
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	  else echo "Missing Debian packages for headless rendering; run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm; \
+	  else echo "npm is needed once to fetch face-api weights; run: sudo apt-get install -y nodejs npm"; exit 1; fi; fi
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1

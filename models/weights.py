@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,6 +22,18 @@ MEDIAPIPE_MEMBERS = {
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark.tflite",
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "face_detection_short_range.tflite",
     "mediapipe/python/solutions/face_mesh_connections.py": "face_mesh_connections.py",
+}
+
+FACE_API_VERSION = "1.7.15"
+FACE_API_PACKAGE = f"@vladmandic/face-api@{FACE_API_VERSION}"
+FACE_API_DIR = f"face-api-{FACE_API_VERSION}"
+# Members of the npm tarball we keep (MIT): dlib's face descriptor as 8-bit TFJS weights, and the ESM bundle
+# (tfjs 4.22 inside) that tests/reference/ runs as the reference runtime.
+FACE_API_MEMBERS = {
+    "package/model/face_recognition_model-weights_manifest.json": "face_recognition_model-weights_manifest.json",
+    "package/model/face_recognition_model.bin": "face_recognition_model.bin",
+    "package/dist/face-api.esm.js": "face-api.esm.js",
+    "package/LICENSE": "LICENSE",
 }
 
 
@@ -69,6 +82,40 @@ def fetch_mediapipe(force: bool = False) -> Path:
     return target
 
 
+def face_api_asset(name: str) -> Path:
+    """A file unpacked from the @vladmandic/face-api npm package, e.g. 'face_recognition_model.bin'."""
+    return require(f"{FACE_API_DIR}/{name}", made_by="python -m models.weights fetch")
+
+
+def fetch_face_api(force: bool = False) -> Path:
+    """Download @vladmandic/face-api with `npm pack` and unpack the few files we use into one folder, atomically."""
+    target = cache_dir() / FACE_API_DIR
+    if not force and all((target / name).is_file() for name in FACE_API_MEMBERS.values()):
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"`npm` is not on PATH, so `npm pack {FACE_API_PACKAGE}` cannot fetch {target}. "
+                           "Install Node.js 18+ with npm, then run `python -m models.weights fetch`.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Unpack beside the target, so the final rename stays on one filesystem and is atomic.
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=target.parent) as staging:
+        subprocess.run([npm, "pack", FACE_API_PACKAGE, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        unpacked = Path(staging) / FACE_API_DIR
+        unpacked.mkdir()
+        with tarfile.open(next(Path(tmp).glob("*.tgz"))) as archive:
+            for member, name in FACE_API_MEMBERS.items():
+                with archive.extractfile(member) as src, open(unpacked / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        if target.exists():  # --force, or an incomplete folder: replace it whole
+            shutil.rmtree(target)
+        try:
+            unpacked.replace(target)
+        except OSError:  # another process finished the same fetch first
+            if not all((target / name).is_file() for name in FACE_API_MEMBERS.values()):
+                raise
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m models.weights", description=__doc__)
     parser.add_argument("command", choices=["fetch", "where"])
@@ -78,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         print(cache_dir())
         return
     print(f"mediapipe {MEDIAPIPE_VERSION} assets -> {fetch_mediapipe(force=args.force)}")
+    print(f"face-api {FACE_API_VERSION} assets -> {fetch_face_api(force=args.force)}")
 
 
 if __name__ == "__main__":
