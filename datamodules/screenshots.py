@@ -69,6 +69,14 @@ def _open_format_v1(root: Path) -> ScreenshotSet:
             f"with the same arguments: `python -m game generate --out {root} {arguments}`; it renders only "
             f"the missing files."
         )
+    from game.engine import ENGINE_VERSION  # here: reading a folder must not need the renderer's imports
+
+    if manifest.get("engine_version", ENGINE_VERSION) != ENGINE_VERSION:
+        raise ValueError(
+            f"{manifest_path}: rendered by game engine version {manifest.get('engine_version')}, this checkout "
+            f"is version {ENGINE_VERSION}: its pictures differ for the same parameters. Render the set again "
+            f"(delete it and rerun, or use another --out)."
+        )
     if manifest.get("num_parameters") != NUM_PARAMETERS:
         raise ValueError(
             f"{manifest_path}: num_parameters is {manifest.get('num_parameters')}, expected {NUM_PARAMETERS}"

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from game import parameters as P
-from game.engine import STYLES, Game
+from game.engine import ENGINE_VERSION, STYLES, Game
 from game.photo_extras import PhotoExtras
 
 FORMAT_VERSION = 1
@@ -39,6 +39,7 @@ class Manifest:
     num_parameters: int = P.NUM_PARAMETERS
     parameter_range: tuple = (P.LOW, P.HIGH)
     parameter_table_version: str = P.TABLE_VERSION
+    engine_version: int = ENGINE_VERSION
     complete: bool = False
 
     def settings(self) -> dict:

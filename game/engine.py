@@ -15,6 +15,9 @@ from game.rig import Rig
 from game.topology import loop
 
 STYLES = ("game", "photo")
+# Bump when a change alters the pictures of given parameters (mesh, rig, colours, camera, shading):
+# datasets record it, and resuming or training on a set made by another engine version is refused.
+ENGINE_VERSION = 1
 GAME_BACKGROUND = (0.62, 0.66, 0.72)       # the creator's plain studio backdrop
 NECK_PIVOT = np.array([0.0, -1.2, -0.9])   # head pose rotates about the top of the neck
 

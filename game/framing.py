@@ -10,8 +10,8 @@ TEMPLATE = np.array([
     [0.375, 0.440],
     [0.625, 0.440],
     [0.500, 0.580],
-    [0.415, 0.700],
-    [0.585, 0.700],
+    [0.395, 0.700],
+    [0.605, 0.700],
 ])
 TEMPLATE_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")
 GAME_FOV_DEG = 20.0
