@@ -9,7 +9,7 @@ SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 
-.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo bench clean-venv
+.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ sheet: setup ## the main demo for now: a small screenshot set per style and a co
 
 train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; ARGS='--config experiments/trainer/bf16.yaml --ckpt_path last')
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/imitator.yaml) $(ARGS)
+
+reconstruct: setup ## photos -> character presets, engine renders, side-by-sides (PHOTOS='a.jpg b.jpg' CKPT=...|none)
+	$(PY) -m eval.reconstruct $(PHOTOS) --ckpt $(or $(CKPT),none) --out runs/reconstruct
 
 bench: setup ## renderer speed and memory -> bench/results/*.json and bench/README.md
 	$(PY) -m bench.render

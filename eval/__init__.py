@@ -1,0 +1,1 @@
+"""Face-verification evaluation: benchmarks as distributed, the 3DMM-CNN protocol, and the verify CLI."""

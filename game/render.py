@@ -184,12 +184,25 @@ _FLOATS_PER_VERTEX = 10  # position 3, normal 3, colour 3, gloss 1
 _PROCESS_GL: dict = {"pid": None, "ctx": None, "program": None}  # this process's one EGL context
 
 
+def _load_llvm_users_first() -> None:
+    """Import triton (torch's GPU compiler, loaded by some libraries on import) before Mesa starts.
+
+    Both bundle LLVM; loading triton after llvmpipe's EGL context exists segfaults the process, while
+    the other order is fine. Importing it here makes the order safe whatever the caller imports later.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
+
+
 def _process_context():
     """This process's moderngl context and shader program, made on first use (never inherited across fork)."""
     pid = os.getpid()
     if _PROCESS_GL["pid"] != pid:
         import moderngl
 
+        _load_llvm_users_first()
         os.environ.setdefault("LP_NUM_THREADS", "0")  # see the module docstring: keeps fork() usable
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
         program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)

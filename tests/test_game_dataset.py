@@ -151,3 +151,14 @@ def test_realistic_prior_is_narrower_and_correlated_within_groups():
     assert np.abs(within).mean() > 0.05 > np.abs(np.corrcoef(uniform[:, eyes].T)[np.triu_indices(len(eyes), 1)]).mean()
     with pytest.raises(ValueError, match="unknown prior"):
         P.sample_prior(rng, 1, "gaussian")
+
+
+def test_rendering_then_importing_the_training_stack_does_not_crash():
+    """triton and Mesa's llvmpipe both bundle LLVM; the renderer loads triton first so any import order works."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom game.engine import Game\nGame(32).render(np.zeros(267, np.float32))\n"
+            "import models.vqvae2\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
