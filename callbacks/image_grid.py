@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.fabric.utilities import move_data_to_device
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from PIL import Image
@@ -50,7 +51,7 @@ class ImageGridCallback(Callback):
 
     @rank_zero_only
     def _save_and_log(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self.batch.items()}
+        batch = move_data_to_device(self.batch, pl_module.device)   # nested {"target", "source"} too
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():

@@ -1,21 +1,25 @@
-"""The one DataModule of likeness: game screenshots (target domain) and, later, real photos (source).
+"""The one DataModule of likeness: game screenshots (target domain) and face photos (source domain).
 
-Imitator pre-training uses the target side alone. Cross-domain training (issue 4) adds the
-source side through `source`: photos with identity labels, P identities x 2 photos per batch,
-sharded by rank.
+Imitator pre-training uses the target side alone. Cross-domain training adds the source side
+through `source`: photos with identity labels, aligned to the template, P identities x K photos
+per batch, sharded by rank (datamodules/photos.py, datamodules/sampler.py).
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.data.dataloader import default_collate
 
+from datamodules.photos import KINDS, PhotoDataset, PhotoSet, build_augmentation, open_photo_set
+from datamodules.sampler import IdentityBatchSampler
 from datamodules.screenshots import ScreenshotDataset, ScreenshotSet, open_screenshot_set
 from datamodules.split import load_or_make_split
 
@@ -23,11 +27,47 @@ log = logging.getLogger(__name__)
 
 
 def images_to_float(batch: dict) -> dict:
-    """Turn a batch's uint8 "image" into float32 [0, 1], the model-boundary contract."""
+    """Turn a batch's uint8 "image" into float32 [0, 1], the model-boundary contract (also per domain)."""
+    if "image" not in batch:  # {"target": ..., "source": ...}
+        return {key: images_to_float(value) for key, value in batch.items()}
     image = batch["image"]
     if image.dtype == torch.uint8:
         batch = {**batch, "image": image.float().div_(255.0)}
     return batch
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """`data.source`: which photo set, how it is batched and augmented (docs/contracts.md 4.3)."""
+
+    kind: str  # celeba | folders | synthetic
+    root: str
+    identities_per_batch: int = 16  # P, per process
+    photos_per_identity: int = 2  # K
+    augment: dict | bool | None = field(default_factory=dict)  # {} = defaults, false/null = off
+    val_fraction: float = 0.05  # folders / synthetic: of the identities (CelebA has its own partition)
+    split_seed: int = 0
+    split_path: str | None = None  # default ROOT/identity_split.json
+    on_corrupt: str = "raise"  # or "skip": drop missing images, replace undecodable ones, log each
+    num_workers: int | None = None  # default data.num_workers
+    generate: dict | None = None  # synthetic: {count, size, seed, renders_per_identity} renders a missing set
+
+    @classmethod
+    def parse(cls, settings: dict) -> "SourceConfig":
+        """Read the `data.source` dict; an unknown or missing key is an error naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"data.source: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        for key in ("kind", "root"):
+            if key not in settings:
+                raise ValueError(f"data.source needs {key!r} (e.g. source: {{kind: celeba, root: data/celeba}})")
+        config = cls(**settings)
+        if config.kind not in KINDS:
+            raise ValueError(f"data.source.kind must be one of {KINDS}, got {config.kind!r}")
+        if config.generate is not None and config.kind != "synthetic":
+            raise ValueError(f"data.source.generate renders our synthetic photo set; kind is {config.kind!r}")
+        return config
 
 
 class EpochShuffleSampler(DistributedSampler):
@@ -49,13 +89,24 @@ class EpochShuffleSampler(DistributedSampler):
 
 
 class CrossDomainDataModule(LightningDataModule):
-    """Batches of (parameters, screenshot) pairs from a screenshot set, split by split.json.
+    """Batches of (parameters, screenshot) pairs from a screenshot set, split by split.json; with `source`,
+    each paired with a batch of face photos.
 
     `batch_size` is the GLOBAL batch: each of the trainer's `world_size` processes loads
     `batch_size // world_size` (an error when it does not divide). `image_size=None` keeps the
     set's own size; another size resizes every image on load (antialiased bicubic).
-    Batches reach the model as {"parameters": (B, 267) float32, "image": (B, 3, S, S) float32
-    in [0, 1], "index": (B,) rows in the set}.
+    Without `source` (imitator pre-training), train and val batches reach the model as
+    {"parameters": (B, 267) float32, "image": (B, 3, S, S) float32 in [0, 1], "index": (B,) rows in the set}.
+
+    With `source` (docs/contracts.md 4.3), train AND val batches are
+    {"target": the batch above, "source": {"image": (P*K, 3, S, S) float32 in [0, 1], "identity": (P*K,)
+    int64, "parameters": (P*K, 267) float32 (ground truth of a synthetic set, NaN otherwise; never a
+    training signal), "index": (P*K,) rows in the photo set}}, P = identities_per_batch and
+    K = photos_per_identity PER PROCESS, the K photos of a person adjacent. Both sides come from one
+    CombinedLoader in "max_size_cycle" mode (val too, so validation_step sees dataloader_idx 0 only):
+    an epoch is the longer side, the shorter restarts (the source with a fresh draw). Photos are
+    aligned to the template at S; the train photos are augmented. Under DDP the trainer needs
+    `use_distributed_sampler: false`: every loader here shards itself by rank.
     """
 
     def __init__(
@@ -74,12 +125,14 @@ class CrossDomainDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        if source is not None:
-            raise NotImplementedError("the source (photo) side arrives with the cross-domain training (issue 4)")
+        self.source = SourceConfig.parse(source) if source is not None else None
         self.batch_size_per_device = batch_size
         self.screenshots: ScreenshotSet | None = None
         self.train_dataset: ScreenshotDataset | None = None
         self.val_dataset: ScreenshotDataset | None = None
+        self.photos: PhotoSet | None = None
+        self.source_train_dataset: PhotoDataset | None = None
+        self.source_val_dataset: PhotoDataset | None = None
 
     @property
     def split_file(self) -> Path:
@@ -103,12 +156,23 @@ class CrossDomainDataModule(LightningDataModule):
             self.split_file, len(self._open()), self.hparams.val_fraction, self.hparams.split_seed
         )
 
+    def _open_photos(self) -> PhotoSet:
+        if self.photos is None:
+            source = self.source
+            self.photos = open_photo_set(source.kind, source.root, source.val_fraction, source.split_seed,
+                                         source.split_path, source.on_corrupt)
+        return self.photos
+
     def prepare_data(self) -> None:
-        """Render the set with our game if `generate` asks for it and it is missing or unfinished,
-        then validate it and write split.json once (rank 0 of each node)."""
+        """Render the sets with our game if `generate` asks for it and they are missing or unfinished,
+        then validate them and write the split files once (rank 0 of each node)."""
         if self.hparams.generate is not None:
             self._generate_target()
         self._split()
+        if self.source is not None:
+            if self.source.generate is not None:
+                self._generate_source()
+            self._open_photos()
 
     def _generate_target(self) -> None:
         """`generate: {count, size, seed, style}`: make target_root with `game.dataset.generate` (resumable)."""
@@ -121,6 +185,18 @@ class CrossDomainDataModule(LightningDataModule):
         if not manifest.exists() or '"complete": true' not in manifest.read_text():
             log.info("rendering %s screenshots into %s", settings["count"], self.hparams.target_root)
             generate(self.hparams.target_root, **settings)
+
+    def _generate_source(self) -> None:
+        """`source.generate: {count, size, seed, renders_per_identity}`: render the photo set (resumable)."""
+        from game.dataset import generate
+
+        settings = {"size": self.hparams.image_size or 256, "seed": 0, **self.source.generate, "style": "photo"}
+        if "count" not in settings:
+            raise ValueError("data.source.generate needs a count (e.g. generate: {count: 2000})")
+        manifest = Path(self.source.root) / "manifest.json"
+        if not manifest.exists() or '"complete": true' not in manifest.read_text():
+            log.info("rendering %s synthetic photos into %s", settings["count"], self.source.root)
+            generate(self.source.root, **settings)
 
     def setup(self, stage: str | None = None) -> None:
         """Check the global batch against world_size and build the train/val datasets."""
@@ -148,6 +224,52 @@ class CrossDomainDataModule(LightningDataModule):
                 f"{self.split_file}: the train split has {len(self.train_dataset)} samples, fewer than one "
                 f"global batch (data.batch_size={self.hparams.batch_size})"
             )
+        if self.source is not None:
+            self._setup_source(size or screenshots.size)
+
+    def _setup_source(self, size: int) -> None:
+        """Photo datasets of the train and val identities, aligned at the model's input size."""
+        photos, source = self._open_photos(), self.source
+        self.source_train_dataset = PhotoDataset(photos, photos.rows("train"), size,
+                                                 build_augmentation(source.augment), source.on_corrupt)
+        self.source_val_dataset = PhotoDataset(photos, photos.rows("val"), size, None, source.on_corrupt)
+        for dataset in (self.source_train_dataset, self.source_val_dataset):  # fail here, not at the first batch
+            self._identity_sampler(dataset, shuffle=False)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _identity_sampler(self, dataset: PhotoDataset, shuffle: bool) -> IdentityBatchSampler:
+        world_size, rank = self._rank()
+        try:
+            return IdentityBatchSampler(
+                dataset.identities, self.source.identities_per_batch, self.source.photos_per_identity,
+                seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), num_replicas=world_size, rank=rank,
+                shuffle=shuffle, trainer=self.trainer,
+            )
+        except ValueError as error:
+            split = "train" if dataset is self.source_train_dataset else "val"
+            raise ValueError(f"{self.source.root}, {split} split: {error} (data.source.identities_per_batch, "
+                             f"val_fraction)") from None
+
+    def _source_loader(self, dataset: PhotoDataset, shuffle: bool) -> DataLoader:
+        workers = self.hparams.num_workers if self.source.num_workers is None else self.source.num_workers
+        return DataLoader(
+            dataset,
+            batch_sampler=self._identity_sampler(dataset, shuffle),
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=self.hparams.persistent_workers and workers > 0,
+        )
+
+    def _check_distributed_sampler_off(self) -> None:
+        """The identity batch sampler shards by rank itself; Lightning's injection would break it."""
+        trainer = self.trainer
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if trainer is not None and trainer.world_size > 1 and getattr(connector, "use_distributed_sampler", False):
+            raise ValueError("data.source under DDP: set trainer.use_distributed_sampler: false (the DataModule shards "
+                             "every loader by rank itself; Lightning cannot inject a sampler into a batch sampler)")
 
     def _loader(self, dataset, **kwargs) -> DataLoader:
         workers = self.hparams.num_workers
@@ -160,8 +282,9 @@ class CrossDomainDataModule(LightningDataModule):
             **kwargs,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled, a new order each epoch from (global seed, epoch), this rank's shard only."""
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        """Shuffled, a new order each epoch from (global seed, epoch), this rank's shard only; with a source,
+        zipped with this rank's P x K photo batches."""
         trainer = self.trainer
         # Our own DistributedSampler (Lightning keeps one it finds): the same order after a
         # resume as in an uninterrupted run, with one process or many.
@@ -174,32 +297,57 @@ class CrossDomainDataModule(LightningDataModule):
             seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
             drop_last=True,
         )
-        return self._loader(self.train_dataset, sampler=sampler, drop_last=True)
+        target = self._loader(self.train_dataset, sampler=sampler, drop_last=True)
+        if self.source is None:
+            return target
+        self._check_distributed_sampler_off()
+        source = self._source_loader(self.source_train_dataset, shuffle=True)
+        return CombinedLoader({"target": target, "source": source}, mode="max_size_cycle")
 
-    def val_dataloader(self) -> DataLoader:
-        """Validation rows in order (Lightning shards them by rank)."""
-        return self._loader(self.val_dataset, shuffle=False)
+    def val_dataloader(self) -> DataLoader | CombinedLoader:
+        """Validation rows in order, this rank's shard; with a source, zipped with fixed photo batches."""
+        world_size, rank = self._rank()
+        if world_size == 1:
+            target = self._loader(self.val_dataset, shuffle=False)
+        else:  # the sampler Lightning would inject, made here so use_distributed_sampler: false works too
+            sampler = DistributedSampler(self.val_dataset, num_replicas=world_size, rank=rank, shuffle=False)
+            target = self._loader(self.val_dataset, sampler=sampler)
+        if self.source is None:
+            return target
+        source = self._source_loader(self.source_val_dataset, shuffle=False)
+        return CombinedLoader({"target": target, "source": source}, mode="max_size_cycle")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Images become float [0, 1] on the device, after the cheap uint8 transfer."""
         return images_to_float(batch)
 
     def preview_batch(self, num_samples: int) -> dict:
-        """A fixed batch (the first validation rows) for image grids; images already float."""
+        """A fixed batch of float images for image grids: the first val rows (with a source, {"target", "source"})."""
         if self.val_dataset is None:
             self.setup("fit")
         count = min(num_samples, len(self.val_dataset))
-        return images_to_float(default_collate([self.val_dataset[i] for i in range(count)]))
+        target = images_to_float(default_collate([self.val_dataset[i] for i in range(count)]))
+        if self.source is None:
+            return target
+        sampler = self._identity_sampler(self.source_val_dataset, shuffle=False)  # this rank's val photos
+        keys = [key for batch in sampler for key in batch][:num_samples]
+        source = images_to_float(default_collate([self.source_val_dataset[key] for key in keys]))
+        return {"target": target, "source": source}
 
     def state_dict(self) -> dict:
         """What a checkpoint records about its data: the set, its parameter table and the split file."""
         screenshots = self._open()
-        return {
+        state = {
             "target_root": str(screenshots.root),
             "parameter_table_version": screenshots.parameter_table_version,
             "image_size": self.image_size,
             "split_file": str(self.split_file),
         }
+        if self.source is not None:
+            photos = self._open_photos()
+            state.update(source_kind=photos.kind, source_root=str(photos.root),
+                         source_split_file=str(photos.split_file) if photos.split_file else None)
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume, refuse a set whose parameter table differs from the checkpoint's."""

@@ -77,3 +77,72 @@ def write_game_folder(root: str | Path, count: int = 8, size: int = 48, header: 
             Image.fromarray(fake_render(row, size)).save(root / "images" / name)
             writer.writerow([name] + [repr(float(v)) for v in row])
     return root
+
+
+# ------------------------------------------------------------------------------------------ photo sets (source)
+
+CELEBA_SIZE = (178, 218)  # width, height of CelebA's img_align_celeba images
+CELEBA_TYPICAL_POINTS = np.array([[69, 111], [108, 111], [88, 136], [72, 152], [105, 152]])  # pixel indices
+
+
+def fake_face(width: int, height: int, points: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A noisy grey photo with a bright 5x5 dot on each point (pixel-index coordinates); uint8 (H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(40, 90, (height, width, 3)).astype(np.uint8)
+    for x, y in np.round(points).astype(int):
+        image[max(0, y - 2):y + 3, max(0, x - 2):x + 3] = 255
+    return image
+
+
+def write_celeba(root: str | Path, identities: int = 8, photos_per_identity: int = 3, landmarks: bool = True,
+                 seed: int = 0) -> Path:
+    """Write a fake CelebA tree as published (img_align_celeba/*.jpg, identity_CelebA.txt, list_eval_partition.txt
+    and, with landmarks, list_landmarks_align_celeba.txt) and return its root.
+
+    Identity i has label 100 + 7 i; the last identity is in the test partition, the two before it in val,
+    the rest in train. Landmarks jitter around CelebA's typical points, in CelebA's column order.
+    """
+    root = Path(root)
+    (root / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    identity_lines, partition_lines, landmark_lines = [], [], []
+    count = identities * photos_per_identity
+    for n in range(count):
+        name, person = f"{n + 1:06d}.jpg", n % identities  # photos of one person are scattered, as in CelebA
+        points = CELEBA_TYPICAL_POINTS + rng.integers(-3, 4, (5, 2))
+        Image.fromarray(fake_face(*CELEBA_SIZE, points, seed=n)).save(root / "img_align_celeba" / name, quality=95)
+        partition = 2 if person == identities - 1 else 1 if person >= identities - 3 else 0
+        identity_lines.append(f"{name} {100 + 7 * person}")
+        partition_lines.append(f"{name} {partition}")
+        landmark_lines.append(f"{name:<10} " + " ".join(f"{v:4d}" for v in points.ravel()))
+    (root / "identity_CelebA.txt").write_text("\n".join(identity_lines) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(partition_lines) + "\n")
+    if landmarks:
+        header = " ".join(f"{point}_{axis}" for point in ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
+                          for axis in "xy")
+        (root / "list_landmarks_align_celeba.txt").write_text(f"{count}\n{header}\n" + "\n".join(landmark_lines) + "\n")
+    return root
+
+
+def write_photo_folders(root: str | Path, identities: int = 6, photos_per_identity: int = 3, size: int = 40,
+                        landmarks: bool = False) -> Path:
+    """Write ROOT/<person>/*.jpg|png square photos and, with landmarks, ROOT/landmarks.csv (relative path, then
+    x, y of the five template points in pixels, template order); return the root."""
+    from game.framing import TEMPLATE
+
+    root = Path(root)
+    rows = []
+    for person in range(identities):
+        folder = root / f"person_{person:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(photos_per_identity):
+            name = f"photo_{k}.{'png' if k % 2 else 'jpg'}"
+            points = TEMPLATE * size * 0.9 + size * 0.05  # slightly zoomed out from the template
+            Image.fromarray(fake_face(size, size, points - 0.5, seed=person * 10 + k)).save(folder / name)
+            rows.append([f"{folder.name}/{name}"] + [f"{v:.3f}" for v in points.ravel()])
+    if landmarks:
+        with (root / "landmarks.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path"] + [f"{p}_{a}" for p in ("reye", "leye", "nose", "rmouth", "lmouth") for a in "xy"])
+            writer.writerows(rows)
+    return root
