@@ -9,7 +9,7 @@ SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 
-.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo reconstruct bench clean-venv
+.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo verify reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ sheet: setup ## the main demo for now: a small screenshot set per style and a co
 
 train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; ARGS='--config experiments/trainer/bf16.yaml --ckpt_path last')
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/imitator.yaml) $(ARGS)
+
+train-main: setup ## cross-domain regression, needs the imitator run (EXP=experiments/main.yaml; ARGS='--config experiments/ablations/no_domain.yaml')
+	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
+
+verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
+	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)
 
 reconstruct: setup ## photos -> character presets, engine renders, side-by-sides (PHOTOS='a.jpg b.jpg' CKPT=...|none)
 	$(PY) -m eval.reconstruct $(PHOTOS) --ckpt $(or $(CKPT),none) --out runs/reconstruct

@@ -1,0 +1,433 @@
+"""Face-verification evaluation: benchmark readers on fake trees in the distributed layouts, the 3DMM-CNN
+protocol, Table 6's masks, the verify CLI end to end, and the training callback."""
+import json
+import pickle
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from eval import benchmarks as B
+from eval import protocol
+from eval.protocol import apply_mask, best_threshold, mask_rectangle, signed_sqrt, verify
+from game.dataset import generate
+from game.framing import TEMPLATE, similarity_to_template
+
+REPO = Path(__file__).resolve().parents[1]
+DOT_COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]], np.uint8)
+
+
+def write_jpeg(path: Path, image: np.ndarray | None = None, size: int = 60, seed: int = 0) -> Path:
+    """A small RGB JPEG (random smooth colours unless `image` is given)."""
+    if image is None:
+        rng = np.random.default_rng(seed)
+        image = cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (size, size))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return path
+
+
+def dots(size: int, points: np.ndarray) -> np.ndarray:
+    """A grey image with a 5x5 coloured dot centred on each point (pixel centres at +0.5)."""
+    image = np.full((size, size, 3), 128, np.uint8)
+    for (x, y), colour in zip(points, DOT_COLOURS):
+        image[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3] = colour
+    return image
+
+
+def assert_dots_at(aligned: np.ndarray, points: np.ndarray) -> None:
+    """The dots of `dots(..., points)` sit where the least-squares similarity to the template takes `points`."""
+    matrix = similarity_to_template(points, aligned.shape[0])
+    for (x, y), colour in zip(points @ matrix[:, :2].T + matrix[:, 2], DOT_COLOURS):
+        assert np.abs(aligned[int(y), int(x)].astype(int) - colour).max() < 60, (x, y, aligned[int(y), int(x)])
+
+
+PEOPLE = {"Ann_A": 2, "Bob_B": 2, "Cy_C": 1}
+
+
+def write_lfw(root: Path, per_fold: int = 1) -> Path:
+    """LFW as distributed: <name>/<name>_<4 digits>.jpg and pairs.txt ("10 N", then N same + N different per fold)."""
+    for k, (name, count) in enumerate(PEOPLE.items()):
+        for n in range(1, count + 1):
+            write_jpeg(root / name / f"{name}_{n:04d}.jpg", seed=10 * k + n)
+    lines = [f"10 {per_fold}"]
+    for fold in range(10):
+        lines += ["Ann_A 1 2" if fold % 2 else "Bob_B   1   2"] * per_fold
+        lines += ["Ann_A 1 Cy_C 1" if fold % 2 else "Bob_B 2\tCy_C 1"] * per_fold
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_cfp(root: Path) -> Path:
+    """CFP as distributed: Data/Images/<id>/{frontal,profile}/NN.jpg, Protocol/Pair_list_{F,P}.txt, Split/{FF,FP}/NN."""
+    frontal, profile = [], []
+    for person in ("001", "002"):
+        for n in ("01", "02"):
+            frontal.append(write_jpeg(root / "Data" / "Images" / person / "frontal" / f"{n}.jpg", seed=len(frontal)))
+            path = root / "Data" / "Images" / person / "profile" / f"{n}.jpg"
+            profile.append(write_jpeg(path, seed=9 + len(profile)))
+    for name, files in (("F", frontal), ("P", profile)):
+        (root / "Protocol").mkdir(parents=True, exist_ok=True)
+        (root / "Protocol" / f"Pair_list_{name}.txt").write_text(
+            "".join(f"{i} ../{p.relative_to(root).as_posix()}\n" for i, p in enumerate(files, 1)))
+    for proto, same, diff in (("FF", "1,2\n3,4\n", "1,3\n2,4\n"), ("FP", "1,1\n3,4\n", "1,3\n4,2\n")):
+        for fold in range(1, 11):
+            split = root / "Protocol" / "Split" / proto / f"{fold:02d}"
+            split.mkdir(parents=True, exist_ok=True)
+            (split / "same.txt").write_text(same)
+            (split / "diff.txt").write_text(diff)
+    return root
+
+
+def write_bin(path: Path, count: int = 20, protocol_version: int = pickle.HIGHEST_PROTOCOL,
+              image: np.ndarray | None = None) -> Path:
+    """An insightface .bin: pickle of (encoded 112x112 JPEG bytes, is_same flags), images 2k, 2k+1 = pair k."""
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(2 * count):
+        crop = image if image is not None else cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (112, 112))
+        images.append(cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes())
+    path.write_bytes(pickle.dumps((images, [k % 2 == 0 for k in range(count)]), protocol=protocol_version))
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synthetic"), 12, size=32, style="photo", renders_per_identity=2,
+                    workers=1, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+
+def test_lfw_pairs_folds_and_images(tmp_path):
+    root = write_lfw(tmp_path / "lfw", per_fold=2)
+    bench = B.read_lfw(root, 32)
+    assert len(bench) == 40 and bench.num_images == 5
+    assert bench.is_same.tolist() == ([True] * 2 + [False] * 2) * 10
+    assert np.bincount(bench.folds).tolist() == [4] * 10
+    a, b = bench.pairs[2]                      # fold 0's first different pair: "Bob_B 2 Cy_C 1" (a tab inside)
+    assert Path(bench.sources[a]).name == "Bob_B_0002.jpg" and Path(bench.sources[b]).name == "Cy_C_0001.jpg"
+    image_a, image_b, same, fold = next(iter(bench))
+    assert image_a.shape == (32, 32, 3) and image_a.dtype == np.uint8 and same is True and fold == 0
+    assert "fixed placement" in bench.alignment
+
+
+def test_lfw_landmarks_file_aligns_the_points_onto_the_template(tmp_path):
+    root = write_lfw(tmp_path / "lfw")
+    angle = np.deg2rad(8)   # the template, rotated, scaled and moved: the similarity is exact
+    rotation = 70 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = TEMPLATE @ rotation.T + (18.0, 4.0)
+    write_jpeg(root / "Ann_A" / "Ann_A_0001.jpg", dots(100, points))
+    (tmp_path / "marks.txt").write_text("# name x1 y1 ... x5 y5\nAnn_A/Ann_A_0001.jpg " +
+                                        " ".join(f"{v:g}" for v in points.ravel()) + "\n")
+    bench = B.read_lfw(root, 128, landmarks=tmp_path / "marks.txt")
+    index = next(i for i, s in enumerate(bench.sources) if Path(s).name == "Ann_A_0001.jpg")
+    aligned = bench.image(index)
+    assert_dots_at(aligned, points)
+    matrix = similarity_to_template(points, 128)
+    assert np.allclose(points @ matrix[:, :2].T + matrix[:, 2], TEMPLATE * 128)   # exact: dots on the template
+    assert "landmarks file for 1/5 images" in bench.alignment
+
+
+def test_detected_landmarks_find_a_face_and_are_read_back(tmp_path):
+    photos = generate(tmp_path / "photos", 1, size=128, style="photo", renders_per_identity=1, workers=1,
+                      progress=False)
+    root = write_lfw(tmp_path / "lfw")
+    (photos / "images" / "0000000.jpg").replace(root / "Ann_A" / "Ann_A_0001.jpg")
+    path = B.detect_landmarks(B.read_lfw(root, 64), tmp_path / "marks.txt", progress=False)
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith("Ann_A/Ann_A_0001.jpg ")   # random images hold no face
+    found = np.array(lines[0].split()[1:], float).reshape(5, 2)
+    assert np.abs(found - np.load(photos / "points.npy")[0]).max() < 8   # ground truth of the rendered photo
+    assert "landmarks file for 1/5 images" in B.read_lfw(root, 64, landmarks=path).alignment
+
+
+def test_lfw_bad_line_names_the_file_and_line(tmp_path):
+    root = write_lfw(tmp_path / "lfw")
+    lines = (root / "pairs.txt").read_text().splitlines()
+    lines[3] = "Ann_A 1 Bob_B 1 extra"
+    (root / "pairs.txt").write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=r"pairs.txt: line 4 has 5 fields"):
+        B.read_lfw(root, 32)
+
+
+def test_cfp_ff_and_fp(tmp_path):
+    root = write_cfp(tmp_path / "cfp-dataset")
+    ff, fp = B.load("cfp_ff", root, 32), B.load("cfp_fp", root, 32)
+    assert len(ff) == len(fp) == 40 and ff.name == "cfp_ff" and fp.name == "cfp_fp"
+    assert ff.is_same.tolist()[:4] == [True, True, False, False] and np.bincount(fp.folds).tolist() == [4] * 10
+    a, b = fp.pairs[0]   # FP "1,1": frontal 1 against profile 1
+    assert Path(fp.sources[a]).parts[-2:] == ("frontal", "01.jpg")
+    assert Path(fp.sources[b]).parts[-3:] == ("001", "profile", "01.jpg")
+    assert all("profile" not in str(s) for s in ff.sources)
+    assert fp.image(b).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("version", [2, pickle.HIGHEST_PROTOCOL])
+def test_bin_pairs_folds_and_arcface_mapping(tmp_path, version):
+    crop = dots(112, B.ARCFACE_POINTS_112 + 0.5)
+    crop[:, :3] = (200, 10, 10)   # a distinct left edge, to see it replicated beyond the crop
+    bench = B.load("agedb", write_bin(tmp_path / "agedb_30.bin", 20, version, crop), 128)
+    assert len(bench) == 20 and bench.num_images == 40 and bench.pairs[3].tolist() == [6, 7]
+    assert bench.is_same[:4].tolist() == [True, False, True, False]
+    assert np.bincount(bench.folds).tolist() == [2] * 10 and (np.diff(bench.folds) >= 0).all()
+    aligned = bench.image(0)
+    assert_dots_at(aligned, B.ARCFACE_POINTS_112 + 0.5)
+    assert np.abs(aligned[64, 0].astype(int) - (200, 10, 10)).max() < 40   # outside the crop: its edge, replicated
+
+
+def test_bin_refuses_a_pickle_that_would_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    (tmp_path / "lfw.bin").write_bytes(pickle.dumps(([Evil()], [True])))
+    with pytest.raises(ValueError, match="not an insightface verification .bin"):
+        B.read_bin(tmp_path / "lfw.bin", 32)
+
+
+def test_synthetic_pairs_are_balanced_labelled_and_deterministic(synthetic):
+    bench = B.read_synthetic(synthetic, 32, seed=3)
+    identities = np.load(synthetic / "identities.npy")
+    same_ids = identities[bench.pairs[:, 0]] == identities[bench.pairs[:, 1]]
+    assert (same_ids == bench.is_same).all() and bench.is_same.sum() == (~bench.is_same).sum() == 6
+    assert bench.parameters.shape == (12, 267) and bench.image(0).shape == (32, 32, 3)
+    again, other = B.read_synthetic(synthetic, 32, seed=3), B.read_synthetic(synthetic, 32, seed=4)
+    assert np.array_equal(again.pairs, bench.pairs) and not np.array_equal(other.pairs, bench.pairs)
+    small = B.limit_pairs(bench, 4)
+    assert small.is_same.tolist() == [True, True, False, False] and len(np.unique(small.folds)) == 2
+    assert small.num_images <= 8 and small.parameters.shape == (small.num_images, 267)
+    assert np.array_equal(small.sources[small.pairs[0, 1]], bench.sources[bench.pairs[np.flatnonzero(
+        np.isin(bench.folds, small.folds) & bench.is_same)[0], 1]])
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("lfw_pairs", r"lfw/pairs.txt not found.*vis-www.cs.umass.edu"),
+    ("lfw_image", r"Bob_B_0002.jpg not found.*LFW page"),
+    ("cfp_list", r"Pair_list_P.txt not found.*cfpw.io"),
+    ("agedb", r"agedb_30.bin not found.*insightface"),
+    ("synthetic", r"manifest.json not found.*game generate"),
+    ("locate", r"cfp-dataset.*cfp_fp.bin.*cfpw.io"),
+])
+def test_missing_files_name_the_file_and_where_it_is_published(tmp_path, case, pattern):
+    if case in ("lfw_pairs", "lfw_image"):
+        root = write_lfw(tmp_path / "lfw")
+        (root / "pairs.txt" if case == "lfw_pairs" else root / "Bob_B" / "Bob_B_0002.jpg").unlink()
+        call = lambda: B.load("lfw", root, 32)
+    elif case == "cfp_list":
+        root = write_cfp(tmp_path / "cfp-dataset")
+        (root / "Protocol" / "Pair_list_P.txt").unlink()
+        call = lambda: B.load("cfp_fp", root, 32)
+    elif case == "agedb":
+        call = lambda: B.load("agedb", tmp_path, 32)
+    elif case == "synthetic":
+        call = lambda: B.load("synthetic", tmp_path / "synthetic", 32)
+    else:
+        call = lambda: B.locate("cfp_fp", tmp_path)
+    with pytest.raises(B.MissingBenchmarkFile, match=pattern):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------------- protocol
+
+def pairs_with_labels(count: int, seed: int = 0):
+    """Labels alternating in blocks so every fold holds both kinds; 10 interleaved folds."""
+    is_same = (np.arange(count) // 10) % 2 == 0
+    return is_same, np.arange(count) % 10, np.random.default_rng(seed)
+
+
+def test_separable_descriptors_verify_perfectly():
+    is_same, folds, rng = pairs_with_labels(400)
+    a = rng.normal(size=(400, 30))
+    b = np.where(is_same[:, None], a + 0.05 * rng.normal(size=a.shape), rng.normal(size=a.shape))
+    result = verify(a, b, is_same, folds)
+    assert result.accuracy == 1.0 and result.std == 0.0 and len(result.fold_accuracy) == 10
+
+
+def test_random_descriptors_verify_at_chance():
+    is_same, folds, rng = pairs_with_labels(4000)
+    result = verify(rng.normal(size=(4000, 20)), rng.normal(size=(4000, 20)), is_same, folds)
+    assert abs(result.accuracy - 0.5) < 0.04
+
+
+def test_pca_is_fitted_on_the_training_folds_only(monkeypatch):
+    fitted = []
+
+    class SpyPCA(protocol.PCA):
+        def fit(self, x, y=None):
+            fitted.append(np.asarray(x).copy())
+            return super().fit(x, y)
+
+    monkeypatch.setattr(protocol, "PCA", SpyPCA)
+    is_same, folds, rng = pairs_with_labels(100)
+    a, b = rng.normal(size=(100, 5)), rng.normal(size=(100, 5))
+    verify(a, b, is_same, folds)
+    for fold, rows in enumerate(fitted):
+        train = folds != fold
+        assert np.array_equal(rows, np.concatenate([a[train], b[train]]))
+
+
+def test_the_test_fold_does_not_leak_into_pca():
+    """Fold 0 holds most pairs, all shifted far along one offset. PCA fitted on the other folds leaves that offset
+    in, so every fold-0 pair looks alike (accuracy 0.5); had fold 0 leaked into the PCA mean, it would be ~1.0."""
+    rng = np.random.default_rng(0)
+    sizes = [4000] + [10] * 9
+    folds = np.repeat(np.arange(10), sizes)
+    is_same = np.concatenate([np.arange(n) % 2 == 0 for n in sizes])
+    a = rng.normal(size=(len(folds), 10))
+    b = np.where(is_same[:, None], a + 0.05 * rng.normal(size=a.shape), rng.normal(size=a.shape))
+    offset = np.where(folds == 0, 20.0, 0.0)[:, None] * np.ones(10)
+    result = verify(a + offset, b + offset, is_same, folds)
+    assert result.fold_accuracy[0] == pytest.approx(0.5, abs=0.02)
+    # The same data with the test fold in the PCA (what leakage would do) separates fold 0 almost perfectly.
+    everything = np.concatenate([a + offset, b + offset])
+    leaky = protocol.pair_scores(a[:4000] + 20, b[:4000] + 20, protocol.PCA().fit(everything))
+    assert ((leaky >= 0.5) == is_same[:4000]).mean() > 0.9
+
+
+def test_signed_sqrt_keeps_the_sign_of_negatives():
+    assert signed_sqrt(np.array([-9.0, -0.25, 0.0, 4.0])).tolist() == [-3.0, -0.5, 0.0, 2.0]
+
+
+def test_best_threshold_separates_training_scores():
+    threshold = best_threshold(np.array([0.1, 0.2, 0.8, 0.9]), np.array([False, False, True, True]))
+    assert 0.2 < threshold <= 0.8
+    assert best_threshold(np.array([0.3, 0.4]), np.array([True, True])) == -np.inf
+
+
+@pytest.mark.parametrize("size", [256, 128])
+def test_mask_rectangles_land_on_the_eye_nose_and_mouth_rows(size):
+    expected = {"upper": (98, 93, 158, 133), "middle": (98, 128, 158, 168), "lower": (98, 159, 158, 199)}
+    for name, row in (("upper", TEMPLATE[0, 1]), ("middle", TEMPLATE[2, 1]), ("lower", TEMPLATE[3, 1])):
+        x0, y0, x1, y1 = mask_rectangle(name, size)
+        assert (x1 - x0, y1 - y0) == (round(60 * size / 256), round(40 * size / 256))
+        assert y0 <= row * size < y1 and x0 < size / 2 < x1
+        if size == 256:
+            assert (x0, y0, x1, y1) == expected[name]
+        images = torch.ones(2, 3, size, size)
+        masked = apply_mask(images, name)
+        assert masked[..., y0:y1, x0:x1].eq(0).all() and masked.eq(0).sum() == 2 * 3 * (x1 - x0) * (y1 - y0)
+        assert images.eq(1).all()   # the input is left alone
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+ENCODER = {"class_path": "models.vqvae2.VQVAE2",
+           "init_args": {"image_size": 32, "channel": 16, "n_res_block": 1, "n_res_channel": 8, "embed_dim": 8,
+                         "n_embed": 16}}
+REGRESSOR = {"class_path": "models.regressor.Regressor",
+             "init_args": {"image_size": 32, "in_channels": 16, "channels": [8, 8, 8, 8, 8]}}
+
+
+def tiny_networks(seed: int = 0):
+    from lightning_modules.checkpoints import build_network
+
+    torch.manual_seed(seed)
+    return build_network(ENCODER).eval(), build_network(REGRESSOR).eval()
+
+
+def write_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A stand-in regression checkpoint in the format load_network reads (specs + prefixed weights)."""
+    encoder, regressor = tiny_networks(seed)
+    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state |= {f"regressor.{k}": v for k, v in regressor.state_dict().items()}
+    torch.save({"hyper_parameters": {"encoder": ENCODER, "regressor": REGRESSOR}, "state_dict": state}, path)
+    return path
+
+
+def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
+    root = tmp_path / "benchmarks"
+    write_lfw(root / "lfw")
+    ckpt = write_checkpoint(tmp_path / "run.ckpt")
+    out = tmp_path / "out"
+    command = [sys.executable, "eval/verify.py", "--bench", "lfw", "synthetic", "--ckpt", str(ckpt),
+               "--ckpt", f"no_contrastive={write_checkpoint(tmp_path / 'other.ckpt', 1)}", "--root", str(root),
+               "--root-synthetic", str(synthetic), "--size", "32", "--face-id", "none", "--mask", "upper",
+               "--device", "cpu", "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["results"]) == ["ours", "no_contrastive"] and report["mask"] == "upper"
+    row = report["results"]["ours"]
+    assert 0 <= row["lfw"]["accuracy"] <= 1 and len(row["synthetic"]["fold_accuracy"]) == 6
+    assert row["mean"] == row["lfw"]["accuracy"]   # the synthetic set is not in the paper's mean
+    assert row["images_per_second"] > 0
+    assert report["benchmarks"]["lfw"]["pairs"] == 20 and report["benchmarks"]["synthetic"]["images"] == 12
+    recovered = report["recovery"]["ours"]["synthetic"]
+    assert len(recovered["groups"]) == 11 and list(recovered["visibility_quartiles"]) == ["Q1", "Q2", "Q3", "Q4"]
+    markdown = (out / "results.md").read_text()
+    assert "| descriptor | LFW | synthetic | Mean | images/s |" in markdown and "| ours | " in markdown
+    assert "Ours, upper face masked" in markdown and "| ours | " in done.stdout
+
+
+def test_module_entry_point_and_unknown_face_id_is_skipped():
+    done = subprocess.run([sys.executable, "-m", "eval.verify", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "--root-cfp-fp" in done.stdout
+    from eval.verify import build_descriptors
+
+    rows, skipped = build_descriptors([], "no-such-extractor", None, "cpu")
+    assert rows == [] and "no-such-extractor" in skipped["face_id"]
+
+
+def test_load_regression_falls_back_to_the_lightning_module(tmp_path, monkeypatch):
+    from eval.verify import load_regression
+
+    encoder, regressor = tiny_networks()
+    torch.save({"hyper_parameters": {}, "state_dict": {}}, tmp_path / "bare.ckpt")
+    fake = types.ModuleType("lightning_modules.regression")
+    fake.RegressionModule = types.SimpleNamespace(
+        load_from_checkpoint=lambda path, map_location: types.SimpleNamespace(encoder=encoder, regressor=regressor))
+    monkeypatch.setitem(sys.modules, "lightning_modules.regression", fake)
+    assert load_regression(tmp_path / "bare.ckpt") == (encoder, regressor)
+
+
+# ---------------------------------------------------------------------------------------------------- callback
+
+class TinyRegression(L.LightningModule):
+    """Encoder + regressor trained on nothing in particular; a frozen BatchNorm part must stay in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.regressor = (net.train() for net in tiny_networks())
+        self.frozen = torch.nn.BatchNorm1d(3).eval()
+
+    def training_step(self, batch, batch_idx):
+        return self.regressor(self.encoder(batch[0]).features)[1].square().mean()
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.regressor.parameters(), lr=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:.*eval mode at the start of training", "ignore:dead_code_threshold")
+def test_callback_logs_verification_accuracy(tmp_path, synthetic):
+    from callbacks.verification import VerificationCallback
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(4, 3, 32, 32)), batch_size=2)
+    callback = VerificationCallback(str(synthetic), every_n_epochs=1, max_pairs=20)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, default_root_dir=tmp_path, callbacks=[callback])
+    module = TinyRegression()
+    trainer.fit(module, data, data)
+    assert 0 <= float(trainer.callback_metrics["val/verify_acc"]) <= 1
+    assert "val/verify_acc_std" in trainer.callback_metrics
+    module.train()
+    module.frozen.eval()
+    callback.evaluate(module)
+    assert module.training and module.encoder.training and not module.frozen.training
+
+
+def test_callback_prefers_the_module_hook():
+    from callbacks.verification import predict_parameters
+
+    module = types.SimpleNamespace(predict_parameters=lambda images: images.mean((2, 3)))
+    assert predict_parameters(module, torch.ones(2, 3, 4, 4)).tolist() == [[1.0] * 3] * 2
