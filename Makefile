@@ -51,6 +51,9 @@ train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; 
 train-main: setup ## cross-domain regression, needs the imitator run (EXP=experiments/main.yaml; ARGS='--config experiments/ablations/no_domain.yaml')
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
 
+demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md
+	$(PY) -m eval.demo
+
 verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
 	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)
 

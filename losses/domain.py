@@ -22,21 +22,26 @@ def mmd2(
     The biased estimator (all pairs, diagonals included) is the RKHS distance of eq. 6 between the
     two empirical means: >= 0, and exactly 0 for identical sets.
     """
-    z = torch.cat([x, y]).flatten(1).float()
+    # float64: |a|^2 + |b|^2 - 2ab cancels catastrophically when samples nearly coincide (collapsed
+    # features), which made the estimate negative and rewarded the collapse; differences would cost
+    # O(n^2 d) memory at paper batch sizes.
+    z = torch.cat([x, y]).flatten(1).double()
     sq = z.pow(2).sum(1)
     # Squared distances without a sqrt, so the gradient at zero distance (the diagonal) is finite.
     d2 = (sq[:, None] + sq[None, :] - 2 * z @ z.T).clamp_min(0)
     if sigma is not None:
-        sigma2 = torch.tensor([float(sigma) ** 2], device=z.device)
+        sigma2 = torch.tensor([float(sigma) ** 2], device=z.device, dtype=z.dtype)
     else:
         n = z.shape[0]
         off_diagonal = d2.detach()[~torch.eye(n, dtype=torch.bool, device=z.device)]
         # Detached: the bandwidth follows the data but is not a way for the network to shrink the loss.
         median = off_diagonal.median() if off_diagonal.numel() else d2.new_ones(())
-        sigma2 = torch.tensor(list(scales), device=z.device) * median.clamp_min(1e-12)
+        # Floor: with (nearly) identical samples the median is ~0 and the kernels would amplify rounding.
+        sigma2 = torch.tensor(list(scales), device=z.device, dtype=z.dtype) * median.clamp_min(1e-6)
     k = torch.exp(-d2[None] / (2 * sigma2[:, None, None])).sum(0)
     n = x.shape[0]
-    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+    # The biased estimator is >= 0 exactly; the clamp only removes rounding below zero.
+    return (k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()).clamp_min(0).float()
 
 
 class DomainLoss(nn.Module):

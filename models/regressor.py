@@ -50,7 +50,9 @@ class Regressor(nn.Module):
         parameter_range: float = 2.5,
     ) -> None:
         super().__init__()
-        self.image_size = image_size
+        # Kept as attributes of the same names: a checkpoint rebuilds the net from them (docs/contracts.md 6).
+        self.image_size, self.in_channels = image_size, in_channels
+        self.num_parameters, self.norm = num_parameters, norm
         self.in_size = image_size // 4  # the VQ-VAE-2 bottom map's side
         self.channels = tuple(int(c) for c in channels)
         self.parameter_range = parameter_range

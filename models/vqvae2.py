@@ -212,7 +212,11 @@ class VQVAE2(nn.Module):
         super().__init__()
         if image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8 (two downsamplings: 4 and 2), got {image_size}")
-        self.image_size = image_size
+        # Kept as attributes of the same names: a checkpoint rebuilds the net from them (docs/contracts.md 6).
+        self.image_size, self.channel = image_size, channel
+        self.n_res_block, self.n_res_channel = n_res_block, n_res_channel
+        self.embed_dim, self.n_embed, self.decay, self.alpha = embed_dim, n_embed, decay, alpha
+        self.kmeans_init, self.dead_code_threshold, self.reconstruct = kmeans_init, dead_code_threshold, reconstruct
         self.feature_size = image_size // 4
         self.feature_channels = 2 * embed_dim
         quantizer = dict(n_embed=n_embed, decay=decay, alpha=alpha, kmeans_init=kmeans_init,

@@ -357,3 +357,14 @@ def test_ddp_gather_gives_the_global_loss_and_its_gradient():
         # DDP averages over ranks, so each rank's gradient / world is what DDP applies.
         gathered = torch.cat([torch.tensor(by_rank[r][1][i]) for r in range(world)]) / world
         torch.testing.assert_close(gathered, tensor.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_mmd_is_not_negative_for_nearly_collapsed_features():
+    """Regression: |a|^2 + |b|^2 - 2ab in fp32 made MMD^2 negative for near-identical samples (it rewarded collapse)."""
+    from losses.domain import mmd2
+
+    torch.manual_seed(0)
+    base = torch.rand(1, 1024)
+    for _ in range(20):
+        value = mmd2(*(base + 5e-8 * torch.randn(16, 1024)).split(8))
+        assert value >= 0 and value < 1e-3

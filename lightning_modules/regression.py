@@ -1,0 +1,285 @@
+"""Cross-domain regression (paper eq. 12): E, D and R learn from screenshots and photos through the frozen imitator.
+
+Batches, train and val alike (datamodules.CrossDomainDataModule with `source`):
+    {"target": {"image": (B, 3, S, S) [0, 1], "parameters": (B, 267), ...},
+     "source": {"image": (P*K, 3, S, S) [0, 1], "identity": (P*K,) int64,
+                "parameters": (P*K, 267) ground truth of a synthetic set, NaN for real photos}}
+The frozen networks (imitator G, F_3d, F_id) come from their own files on every start and never enter this
+module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (see `find_checkpoint`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanMetric, MeanSquaredError
+
+from lightning_modules.checkpoints import build_network, load_network, network_spec
+from losses import CrossDomainObjective, DomainBatch, Frozen
+from models.face_geometry import build_face_geometry
+from models.face_id import build_face_id
+from models.regressor import Regressor
+from models.vqvae2 import Quantizer, VQVAE2, VQVAE2Output
+
+log = logging.getLogger(__name__)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a path names: a file, a run version's checkpoints/last.ckpt, or a run's newest version's."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    def version(checkpoint: Path) -> int:
+        number = checkpoint.parts[-3].removeprefix("version_")
+        return int(number) if number.isdigit() else -1
+
+    newest_first = sorted(path.glob("version_*/checkpoints/last.ckpt"), key=version, reverse=True)
+    for candidate in [path / "checkpoints" / "last.ckpt", *newest_first]:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "
+        f"inside it. Train the imitator first (`make train-imitator`, or `python -m lightning_modules.cli fit "
+        f"--config experiments/demo/imitator.yaml` for the demo: runs/<name>/version_N/checkpoints/last.ckpt), "
+        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file")
+
+
+class RegressionModule(LightningModule):
+    """Trains an injected encoder (E, D) and regressor R on (screenshot, photo) batches with eq. 12."""
+
+    def __init__(
+        self,
+        encoder: VQVAE2,
+        regressor: Regressor,
+        imitator_checkpoint: str,
+        face_geometry: str | None = "landmarks",
+        face_id: str | None = "dlib",
+        face_geometry_checkpoint: str | None = None,
+        face_id_checkpoint: str | None = None,
+        lambda_restored: float = 1.0,
+        lambda_domain: float = 0.01,
+        lambda_contrastive: float = 0.02,
+        lambda_consistency: float = 0.02,
+        beta: float = 0.25,
+        weight_3d: float = 1.0,
+        weight_id: float = 1.0,
+        temperature: float = 0.07,
+        normalize_contrastive: bool = True,
+        differ_on_source: bool = False,
+        mmd_sigma_features: float | None = None,
+        mmd_sigma_params: float | None = None,
+        l2_mode: Literal["mse", "norm"] = "mse",
+        reconstruction_weight: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        # {"class_path", "init_args"}: load_from_checkpoint of a module whose nets were saved as specs.
+        encoder = build_network(encoder) if isinstance(encoder, dict) else encoder
+        regressor = build_network(regressor) if isinstance(regressor, dict) else regressor
+        # Networks as class path + init args (never pickled), so load_network(path, "encoder") rebuilds them
+        # alone; optimizer and scheduler live in the run's config.yaml.
+        self.save_hyperparameters(ignore=["encoder", "regressor", "optimizer", "scheduler"])
+        self.save_hyperparameters({"encoder": network_spec(encoder), "regressor": network_spec(regressor)})
+        if reconstruction_weight > 0 and encoder.decoder is None:
+            raise ValueError("reconstruction_weight > 0 needs an image decoder: set "
+                             "model.init_args.encoder.init_args.reconstruct: true")
+        if reconstruction_weight == 0 and encoder.decoder is not None:
+            raise ValueError("the encoder has an image decoder (reconstruct: true) but reconstruction_weight is 0: "
+                             "its weights would never train (and DDP would stop on them); set one or the other")
+        self.encoder = encoder
+        self.regressor = regressor
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+
+        self.imitator_file = find_checkpoint(imitator_checkpoint)
+        imitator = load_network(self.imitator_file, "net")
+        log.info("imitator G (frozen) from %s", self.imitator_file)
+        sizes = {"encoder": encoder.image_size, "regressor": regressor.image_size, "imitator": imitator.image_size}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"image sizes differ: {sizes} (imitator from {self.imitator_file}); the encoder and "
+                             f"regressor must work at the size the imitator renders")
+        # An extractor is built only for a term that is on: switching a loss off is an explicit weight 0.
+        on = lambda_consistency > 0
+        f3d = self._extractor("face_geometry", face_geometry, face_geometry_checkpoint, on and weight_3d > 0,
+                              "weight_3d", build_face_geometry)
+        fid = self._extractor("face_id", face_id, face_id_checkpoint, on and weight_id > 0, "weight_id",
+                              build_face_id)
+        self.objective = CrossDomainObjective(
+            imitator, f3d, fid, lambda_restored, lambda_domain, lambda_contrastive, lambda_consistency, beta=beta,
+            differ_on_source=differ_on_source, mmd_sigma_features=mmd_sigma_features,
+            mmd_sigma_params=mmd_sigma_params, temperature=temperature, normalize_contrastive=normalize_contrastive,
+            weight_3d=weight_3d, weight_id=weight_id, l2_mode=l2_mode,
+        )
+        self.quantizers = [m for m in encoder.modules() if isinstance(m, Quantizer)]  # plain list: not submodules
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        # Parameter RMSE against ground truth where a set has it: screenshots always, synthetic photos too.
+        self.param_rmse = nn.ModuleDict({f"{stage}_{domain}": MeanSquaredError(squared=False)
+                                         for stage in ("train", "val") for domain in ("source", "target")})
+
+    @staticmethod
+    def _extractor(key: str, name: str | None, checkpoint: str | None, needed: bool, weight: str, build):
+        if not needed:
+            return None
+        if name is None:
+            raise ValueError(f"model.init_args.{key} is null but L_consistency uses it ({weight} > 0 and "
+                             f"lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0")
+        return build(name, checkpoint)  # a file that does not load stops here, naming it and the alternatives
+
+    # ---------------------------------------------------------------------------------------------- the networks
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Regress game parameters (B, 267) from images (B, 3, S, S) in [0, 1]."""
+        return self.regressor(self.encoder(images).features)[1]
+
+    def render(self, images: torch.Tensor) -> torch.Tensor:
+        """The imitator's render of the parameters regressed from images: G(R(D(E(I))))."""
+        return self.objective.restored.imitator(self(images)).float()
+
+    def encode(self, images: torch.Tensor, split: int) -> tuple[VQVAE2Output, torch.Tensor, torch.Tensor]:
+        """One encoder pass over [screenshots; photos] and L_differ of each part (eq. 4 is over screenshots).
+
+        One pass, so the codebooks take ONE EMA / dead-code step per iteration from both domains together
+        (k-means initialised on both). The encoder returns L_differ of the whole batch; each level's
+        commitment alpha ||sg[e] - z||^2 is recomputed here on each part from the quantisers' inputs and codes.
+        """
+        kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+        hooks = [q.register_forward_hook(lambda module, args, out: kept.append((args[0], out[0])))
+                 for q in self.quantizers]
+        try:
+            encoded = self.encoder(images)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        parts = []
+        for rows in (slice(None, split), slice(split, None)):
+            parts.append(sum(q.alpha * F.mse_loss(codes[rows].detach().float(), z[rows].float())
+                             for q, (z, codes) in zip(self.quantizers, kept)))
+        return encoded, parts[0], parts[1]
+
+    # -------------------------------------------------------------------------------------- the shared step
+
+    def model_step(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Train and val: encode both domains, regress, eq. 12. Returns total, named terms, p_target, p_source."""
+        target, source = batch["target"], batch["source"]
+        split = target["image"].shape[0]
+        images = torch.cat([target["image"], source["image"]])
+        encoded, differ_target, differ_source = self.encode(images, split)
+        f, p = self.regressor(encoded.features)
+        total, terms = self.objective(
+            DomainBatch(target["image"], f[:split], p[:split], differ_target),
+            DomainBatch(source["image"], f[split:], p[split:], differ_source, source.get("identity")),
+        )
+        if self.hparams.reconstruction_weight > 0:  # optional: E/D also reconstruct both domains' images
+            reconstruction = F.mse_loss(self.encoder.decode(encoded.features).float(), images.float())
+            total = total + self.hparams.reconstruction_weight * reconstruction
+            terms |= {"reconstruction": reconstruction.detach(), "total": total.detach()}
+        terms |= {f"codebook/{name}": value.detach().float() for name, value in encoded.stats.items()}
+        return total, terms, p[:split], p[split:]
+
+    def _log_step(self, stage: str, batch: dict, total, terms, p_target, p_source) -> None:
+        size = batch["target"]["image"].shape[0]
+        loss = self.train_loss if stage == "train" else self.val_loss
+        loss(total.detach(), weight=size)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        for name, value in terms.items():
+            if name != "total":  # the loss above
+                self.log(f"{stage}/{name}", value, on_step=stage == "train", on_epoch=True, batch_size=size,
+                         sync_dist=stage == "val")
+        for domain, params, name in (("target", p_target, "target_param_rmse"), ("source", p_source, "param_rmse")):
+            truth = batch[domain].get("parameters")
+            valid = torch.isfinite(truth).all(1) if truth is not None else None
+            if valid is not None and valid.any():  # real photos have NaN: no ground truth
+                metric = self.param_rmse[f"{stage}_{domain}"]
+                metric(params.detach()[valid].float(), truth[valid].float())
+                self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=int(valid.sum()))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """One optimisation step on eq. 12."""
+        total, terms, p_target, p_source = self.model_step(batch)
+        self._log_step("train", batch, total, terms, p_target, p_source)
+        return total
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Every term of eq. 12 and the parameter RMSE on held-out screenshots and photos."""
+        if not ("target" in batch and "source" in batch):
+            raise ValueError("RegressionModule validates on paired batches {'target': ..., 'source': ...} "
+                             f"(CrossDomainDataModule with data.source); got keys {sorted(batch)}")
+        self._log_step("val", batch, *self.model_step(batch))
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Game parameters (B, 267) of photos: an image tensor, {"image": ...} or a paired batch's source."""
+        if isinstance(batch, dict):
+            batch = batch["source"] if "source" in batch else batch
+            batch = batch["image"]
+        return self(batch)
+
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Grid columns: photo | imitator render of its parameters; screenshot | its G(R(D(E(I))))."""
+        columns = {}
+        # Moved here: the grid callback moves only a batch's top-level tensors to the device.
+        if "source" in batch:
+            photos = batch["source"]["image"].to(self.device)
+            columns |= {"photo": photos, "photo_render": self.render(photos)}
+        target = batch.get("target", batch if "image" in batch else None)
+        if target is not None:
+            screenshots = target["image"].to(self.device)
+            columns |= {"screenshot": screenshots, "screenshot_render": self.render(screenshots)}
+        rows = min(images.shape[0] for images in columns.values())
+        return {name: images[:rows] for name, images in columns.items()}
+
+    # -------------------------------------------------------------------------------- setup and checkpoints
+
+    def setup(self, stage: str) -> None:
+        """Fail early when the data's image size or parameter table differs from the imitator's."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_size = getattr(datamodule, "image_size", None)
+        if data_size is not None and data_size != self.encoder.image_size:
+            raise ValueError(f"the data gives {data_size} px images but the imitator, encoder and regressor work at "
+                             f"{self.encoder.image_size} px: set data.init_args.image_size alike")
+        imitator_table = self._imitator_table()
+        data_table = None
+        if datamodule is not None and hasattr(datamodule, "state_dict"):
+            try:
+                data_table = datamodule.state_dict().get("parameter_table_version")
+            except (OSError, ValueError):  # no set on disk yet (prepare_data makes it): nothing to compare
+                data_table = None
+        if imitator_table and data_table and imitator_table != data_table:
+            raise ValueError(f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
+                             f"the data uses {data_table}: the 267 parameters mean different things")
+
+    def _imitator_table(self) -> str | None:
+        checkpoint = torch.load(self.imitator_file, map_location="cpu", weights_only=True, mmap=True)
+        return (checkpoint.get("CrossDomainDataModule") or {}).get("parameter_table_version")
+
+    def _frozen_prefixes(self) -> list[str]:
+        return [f"{name}." for name, module in self.named_modules() if isinstance(module, Frozen)]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Drop the frozen networks' weights (they are reloaded from their own files) and record those files."""
+        prefixes = tuple(self._frozen_prefixes())
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(prefixes)}
+        checkpoint["frozen_sources"] = {
+            "imitator": str(self.imitator_file),
+            "face_geometry": [self.hparams.face_geometry, self.hparams.face_geometry_checkpoint],
+            "face_id": [self.hparams.face_id, self.hparams.face_id_checkpoint],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Put the frozen networks' current weights (from their files) back, so strict loading checks the rest."""
+        prefixes = tuple(self._frozen_prefixes())
+        frozen = {k: v for k, v in self.state_dict().items() if k.startswith(prefixes)}
+        checkpoint["state_dict"] = {**checkpoint["state_dict"], **frozen}
+
+    def configure_optimizers(self):
+        """The injected optimizer over E, D and R only, and the injected scheduler stepped per epoch."""
+        optimizer = self.optimizer([*self.encoder.parameters(), *self.regressor.parameters()])
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}

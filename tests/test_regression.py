@@ -1,0 +1,373 @@
+"""RegressionModule: gradients only where they belong, a tiny overfit, checkpoints without frozen nets, ablations,
+the demo config through the CLI, and DDP over 2 CPU processes."""
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+
+import lightning_modules.regression as regression
+from callbacks.tsne import TSNECallback, draw_embedding
+from fakes import write_screenshot_set
+from lightning_modules.checkpoints import load_network, network_spec
+from lightning_modules.regression import RegressionModule, find_checkpoint
+from models.imitator import Imitator
+from models.regressor import Regressor
+from models.vqvae2 import VQVAE2
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64
+
+
+# --------------------------------------------------------------------------------------------------- fixtures
+
+
+def save_imitator(path: Path, image_size: int = SIZE, table: str | None = None) -> Path:
+    """A tiny imitator checkpoint in the layout load_network reads (docs/contracts.md section 6)."""
+    torch.manual_seed(0)
+    net = Imitator(image_size=image_size, channels=(16, 16, 8, 8, 8))
+    # Batch-norm statistics of random parameters, as training would leave them: without them the untrained
+    # net renders every vector as the same grey image, and nothing could be restored from its renders.
+    for norm in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.momentum = None  # a cumulative average: one pass gives the batch's statistics
+    with torch.no_grad():
+        net.train()(torch.rand(256, 267) * 5 - 2.5)
+        net.layers[-2].weight.mul_(8)  # and contrast: pixels vary by ~0.2 between two parameter vectors
+    net.eval()
+    checkpoint = {"hyper_parameters": {"net": network_spec(net)},
+                  "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}
+    if table is not None:
+        checkpoint["CrossDomainDataModule"] = {"parameter_table_version": table}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def imitator_file(tmp_path_factory):
+    return save_imitator(tmp_path_factory.mktemp("imitator") / "last.ckpt")
+
+
+class TinyExtractor(nn.Module):
+    """A stand-in F_3d / F_id with batch norm (so 'stays in eval' means something): images -> (B, 16)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16)
+
+    def forward(self, images):
+        return F.adaptive_avg_pool2d(self.norm(self.conv(images)), 1).flatten(1)
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Stand-in extractor factories; records which ones the module asked for."""
+    calls = []
+
+    def factory(kind):
+        def build(name, checkpoint=None):
+            calls.append((kind, name, checkpoint))
+            torch.manual_seed(len(calls))
+            return TinyExtractor()
+        return build
+
+    monkeypatch.setattr(regression, "build_face_geometry", factory("face_geometry"))
+    monkeypatch.setattr(regression, "build_face_id", factory("face_id"))
+    return calls
+
+
+def tiny_module(imitator_file, **kwargs) -> RegressionModule:
+    torch.manual_seed(0)
+    encoder = VQVAE2(SIZE, channel=16, n_res_block=1, n_res_channel=8, embed_dim=8, n_embed=16)
+    regressor = Regressor(SIZE, in_channels=16, channels=(8, 8, 16, 16, 16))
+    return RegressionModule(encoder, regressor, str(imitator_file), **kwargs)
+
+
+def fake_batch(seed: int = 0, targets: int = 8, people: int = 4, photos: int = 2, ground_truth: bool = True) -> dict:
+    """One batch in the DataModule's layout: screenshots and P x K photos (K adjacent photos per person)."""
+    g = torch.Generator().manual_seed(seed)
+    count = people * photos
+    truth = torch.rand(count, 267, generator=g) * 5 - 2.5 if ground_truth else torch.full((count, 267), float("nan"))
+    return {
+        "target": {"image": torch.rand(targets, 3, SIZE, SIZE, generator=g),
+                   "parameters": torch.rand(targets, 267, generator=g) * 5 - 2.5, "index": torch.arange(targets)},
+        "source": {"image": torch.rand(count, 3, SIZE, SIZE, generator=g),
+                   "identity": torch.arange(people).repeat_interleave(photos), "parameters": truth,
+                   "index": torch.arange(count)},
+    }
+
+
+def rendered_batch(imitator_file: Path, seed: int = 0, targets: int = 8, people: int = 4, photos: int = 2) -> dict:
+    """A batch whose images the imitator can restore: screenshots G(p), photos G(p_person) + a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    batch, imitator = fake_batch(seed, targets, people, photos), load_network(imitator_file)
+    with torch.no_grad():
+        batch["target"]["image"] = imitator(batch["target"]["parameters"])
+        people_params = torch.rand(people, 267, generator=g) * 5 - 2.5
+        renders = imitator(people_params).repeat_interleave(photos, 0)
+        batch["source"]["image"] = (renders + 0.03 * torch.randn(renders.shape, generator=g)).clamp(0, 1)
+        batch["source"]["parameters"] = people_params.repeat_interleave(photos, 0)
+    return batch
+
+
+class PairedData(L.LightningDataModule):
+    """A stand-in CrossDomainDataModule: a few fixed paired batches for train and val, preview_batch for grids."""
+
+    image_size = SIZE
+
+    def __init__(self, batches: int = 3, ground_truth: bool = True):
+        super().__init__()
+        self.batches = [fake_batch(seed, ground_truth=ground_truth) for seed in range(batches)]
+
+    def train_dataloader(self):
+        return DataLoader(self.batches, batch_size=None)
+
+    def val_dataloader(self):
+        return DataLoader(self.batches[:1], batch_size=None)
+
+    def preview_batch(self, num_samples: int) -> dict:
+        return {side: {k: v[:num_samples] for k, v in self.batches[0][side].items()} for side in ("target", "source")}
+
+
+def trainer(tmp_path, **kwargs) -> L.Trainer:
+    options = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   default_root_dir=tmp_path, num_sanity_val_steps=0, limit_val_batches=1)
+    return L.Trainer(**(options | kwargs))
+
+
+# ------------------------------------------------------------------------------------------------------ tests
+
+
+def test_gradients_reach_encoder_and_regressor_but_no_frozen_network(imitator_file, built):
+    module = tiny_module(imitator_file).train()
+    imitator = module.objective.restored.imitator.module
+    statistics = {k: v.clone() for k, v in imitator.state_dict().items() if "running" in k}
+    total, terms, p_target, p_source = module.model_step(fake_batch())
+    total.backward()
+    assert {"restored", "domain", "contrastive", "consistency", "consistency/3d", "consistency/id"} <= set(terms)
+    assert p_target.shape == (8, 267) and p_source.shape == (8, 267) and torch.isfinite(total)
+    trainable = [*module.encoder.named_parameters(), *module.regressor.named_parameters()]
+    assert [name for name, p in trainable if p.grad is None or not torch.isfinite(p.grad).all()] == []
+    assert sum(p.grad.abs().sum() for _, p in trainable) > 0
+    frozen = [module.objective.restored.imitator, module.objective.consistency.f3d, module.objective.consistency.fid]
+    for wrapper in frozen:
+        assert not any(m.training for m in wrapper.modules())
+        assert all(p.grad is None and not p.requires_grad for p in wrapper.parameters())
+    assert all(torch.equal(v, imitator.state_dict()[k]) for k, v in statistics.items())  # BN stats untouched
+    assert {p for group in module.configure_optimizers().param_groups for p in group["params"]} == {
+        p for _, p in trainable}
+
+
+def test_one_pass_over_both_domains_splits_l_differ_per_domain(imitator_file, built):
+    module = tiny_module(imitator_file).eval()
+    batch = fake_batch()
+    images = torch.cat([batch["target"]["image"], batch["source"]["image"]])
+    with torch.no_grad():
+        encoded, differ_target, differ_source = module.encode(images, 8)
+    # The encoder's own L_differ is the mean over both parts (equal sizes): ours splits it exactly.
+    assert torch.allclose(encoded.loss, (differ_target + differ_source) / 2, rtol=1e-5)
+    assert not torch.allclose(differ_target, differ_source)
+
+
+def test_tiny_overfit_drives_the_total_loss_down(imitator_file, built):
+    # Screenshots the imitator rendered and photos of 4 people: every term can fall (measured: 0.105 -> ~0.05).
+    module = tiny_module(imitator_file, optimizer=functools.partial(torch.optim.Adam, lr=1e-3)).train()
+    optimizer, batch, losses = module.configure_optimizers(), rendered_batch(imitator_file), []
+    for _ in range(30):
+        total, terms, *_ = module.model_step(batch)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        losses.append(float(total.detach()))
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < 0.65 * losses[0], losses
+
+
+def test_fit_logs_every_term_codebook_stats_and_parameter_rmse(imitator_file, built, tmp_path):
+    module = tiny_module(imitator_file)
+    run = trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    run.fit(module, PairedData())
+    metrics = run.callback_metrics
+    for stage in ("train", "val"):
+        for name in ("loss", "restored", "restored/param", "restored/differ", "domain", "domain/features",
+                     "domain/params", "contrastive", "consistency", "consistency/3d", "consistency/id",
+                     "param_rmse", "target_param_rmse", "codebook/top/perplexity", "codebook/bottom/perplexity",
+                     "codebook/top/dead", "codebook/bottom/dead"):
+            assert torch.isfinite(metrics[f"{stage}/{name}"]), f"{stage}/{name}"
+    assert 0 < metrics["val/param_rmse"] < 5
+
+
+def test_real_photos_without_ground_truth_log_no_parameter_rmse(imitator_file, built, tmp_path):
+    run = trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    run.fit(tiny_module(imitator_file), PairedData(ground_truth=False))
+    assert "val/param_rmse" not in run.callback_metrics and "val/target_param_rmse" in run.callback_metrics
+
+
+def test_bf16_mixed_fit_on_cpu(imitator_file, built, tmp_path):
+    run = trainer(tmp_path, max_epochs=1, limit_train_batches=2, precision="bf16-mixed", enable_checkpointing=False)
+    run.fit(tiny_module(imitator_file), PairedData())
+    assert run.global_step == 2
+    assert all(torch.isfinite(run.callback_metrics[f"val/{name}"]) for name in ("loss", "restored/differ", "param_rmse"))
+
+
+def test_checkpoint_round_trip_without_frozen_weights(imitator_file, built, tmp_path):
+    module = tiny_module(imitator_file)
+    run = trainer(tmp_path, max_steps=2, callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck",
+                                                                                         save_last=True)])
+    run.fit(module, PairedData())
+    path = tmp_path / "ck" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert not [k for k in checkpoint["state_dict"] if k.startswith("objective.")]  # no imitator, no extractors
+    assert any(k.startswith("encoder.") for k in checkpoint["state_dict"])
+    assert checkpoint["frozen_sources"]["imitator"] == str(imitator_file)
+    # The bare networks come back without Lightning or the training config (contracts section 6) ...
+    encoder, regressor_net = load_network(path, "encoder"), load_network(path, "regressor")
+    assert isinstance(encoder, VQVAE2) and isinstance(regressor_net, Regressor)
+    for net, trained in ((encoder, module.encoder), (regressor_net, module.regressor)):
+        assert all(torch.equal(v, trained.state_dict()[k]) for k, v in net.state_dict().items())
+    # ... the whole module too (the frozen nets reloaded from their files, strict on the rest) ...
+    restored = RegressionModule.load_from_checkpoint(path)
+    assert torch.equal(restored.encoder.enc_b[0].weight, module.encoder.enc_b[0].weight)
+    imitator = load_network(imitator_file)
+    assert torch.equal(restored.objective.restored.imitator.module.layers[0].weight, imitator.layers[0].weight)
+    # ... and training resumes from it.
+    resumed = trainer(tmp_path, max_steps=3, enable_checkpointing=False)
+    resumed.fit(tiny_module(imitator_file), PairedData(), ckpt_path=path)
+    assert resumed.global_step == 3
+
+
+@pytest.mark.parametrize("switch, term, builds", [
+    ({"lambda_domain": 0.0}, "domain", {"face_geometry", "face_id"}),
+    ({"lambda_contrastive": 0.0}, "contrastive", {"face_geometry", "face_id"}),
+    ({"lambda_consistency": 0.0}, "consistency", set()),
+    ({"weight_3d": 0.0}, "consistency/3d", {"face_id"}),
+    ({"weight_id": 0.0}, "consistency/id", {"face_geometry"}),
+])
+def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, switch, term, builds):
+    module = tiny_module(imitator_file, **switch)
+    assert {kind for kind, *_ in built} == builds
+    _, terms, *_ = module.model_step(fake_batch())
+    assert term not in terms and "restored" in terms
+
+
+def test_extractor_settings_are_checked(imitator_file, built, tmp_path):
+    with pytest.raises(ValueError, match="face_geometry is null but L_consistency uses it.*weight_3d: 0"):
+        tiny_module(imitator_file, face_geometry=None)
+    tiny_module(imitator_file, face_geometry=None, weight_3d=0.0)  # explicitly off: fine
+    tiny_module(imitator_file, face_id=None, face_geometry=None, lambda_consistency=0.0)
+    tiny_module(imitator_file, face_geometry="deep3d", face_geometry_checkpoint="d3d.pth")
+    assert built[-2:] == [("face_geometry", "deep3d", "d3d.pth"), ("face_id", "dlib", None)]
+
+
+def test_an_unloadable_extractor_stops_with_the_file_and_the_alternatives(imitator_file, tmp_path):
+    torch.save({"something": torch.zeros(1)}, tmp_path / "epoch_20.pth")
+    with pytest.raises(ValueError, match=r"epoch_20\.pth.*net_recon.*alternatives: 'landmarks'"):
+        tiny_module(imitator_file, face_geometry="deep3d", face_geometry_checkpoint=str(tmp_path / "epoch_20.pth"),
+                    weight_id=0.0)
+
+
+def test_imitator_checkpoint_conventions(tmp_path, built):
+    runs = tmp_path / "runs" / "imitator"
+    for version in (0, 2, 10):
+        save_imitator(runs / f"version_{version}" / "checkpoints" / "last.ckpt")
+    assert find_checkpoint(runs) == runs / "version_10" / "checkpoints" / "last.ckpt"  # newest, numerically
+    assert find_checkpoint(runs / "version_2") == runs / "version_2" / "checkpoints" / "last.ckpt"
+    assert find_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt").parent.parent.name == "version_0"
+    with pytest.raises(FileNotFoundError, match=r"runs/nothing.*make train-imitator"):
+        find_checkpoint(tmp_path / "runs" / "nothing")
+    with pytest.raises(ValueError, match=r"image sizes differ.*'imitator': 128"):
+        tiny_module(save_imitator(tmp_path / "big.ckpt", image_size=128))
+
+
+def test_sample_images_and_predict(imitator_file, built):
+    module = tiny_module(imitator_file).eval()
+    batch = fake_batch()
+    with torch.no_grad():
+        columns = module.sample_images(batch)
+        params = module.predict_step(batch, 0)
+    assert list(columns) == ["photo", "photo_render", "screenshot", "screenshot_render"]
+    assert all(images.shape == (8, 3, SIZE, SIZE) for images in columns.values())
+    assert params.shape == (8, 267) and params.abs().max() <= 2.5
+    assert torch.equal(params, module.predict_step(batch["source"]["image"], 0))
+
+
+@pytest.mark.parametrize("matplotlib", [True, False])
+def test_tsne_picture_with_or_without_matplotlib(monkeypatch, matplotlib):
+    if not matplotlib:
+        monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    points = np.random.default_rng(0).normal(size=(40, 2))
+    picture = draw_embedding(points, np.repeat([0, 1], 20), "epoch 3")
+    assert picture.dtype == np.uint8 and picture.shape == (512, 512, 3) and picture.std() > 0
+
+
+def test_tsne_callback_writes_one_png_per_chosen_epoch(imitator_file, built, tmp_path):
+    run = trainer(tmp_path, max_epochs=3, enable_checkpointing=False, limit_train_batches=1,
+                  callbacks=[TSNECallback(every_n_epochs=2, num_samples=8)])
+    run.fit(tiny_module(imitator_file), PairedData())
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["tsne-epoch000.png", "tsne-epoch002.png"]
+
+
+# --------------------------------------------------------------------------------- the CLI with the real data
+
+
+def synthetic_photos(root: Path, count: int = 24, per_identity: int = 2) -> Path:
+    from game.dataset import generate
+
+    return generate(root, count, size=SIZE, style="photo", seed=1, renders_per_identity=per_identity, workers=1,
+                    progress=False)
+
+
+def demo_args(tmp_path, imitator_file, *extra) -> list[str]:
+    target = write_screenshot_set(tmp_path / "target", count=24, size=SIZE)
+    photos = synthetic_photos(tmp_path / "photos")
+    return [
+        "fit", "--config", "experiments/demo/main.yaml",
+        "--model.init_args.imitator_checkpoint", str(imitator_file),
+        "--data.init_args.target_root", str(target), "--data.init_args.batch_size", "4",
+        "--data.init_args.num_workers", "0", "--data.init_args.val_fraction", "0.2",
+        "--data.init_args.source", f"{{kind: synthetic, root: {photos}, identities_per_batch: 2, "
+                                   f"photos_per_identity: 2, val_fraction: 0.34}}",
+        "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
+        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.max_epochs", "1",
+        "--trainer.enable_progress_bar", "false", *extra,
+    ]
+
+
+def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, monkeypatch):
+    pytest.importorskip("datamodules.photos", reason="the DataModule's source side is not in this tree yet")
+    from lightning_modules.cli import main
+
+    monkeypatch.chdir(REPO)  # configs are repo-relative
+    monkeypatch.setattr(sys, "argv", ["lightning_modules.cli"])
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cli = main(demo_args(tmp_path, imitator_file))
+    assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["val/param_rmse"])
+    run_dir = tmp_path / "runs" / "demo-main" / "version_0"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
+    with Image.open(next((run_dir / "images").glob("step*.png"))) as grid:
+        assert grid.width == 4 * SIZE  # photo | its render | screenshot | its render
+    assert (run_dir / "images" / "tsne-epoch000.png").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
+    """The real path: the demo config with the ddp overlay, 2 gloo processes launched by Lightning."""
+    pytest.importorskip("datamodules.photos", reason="the DataModule's source side is not in this tree yet")
+    command = [sys.executable, "-m", "lightning_modules.cli",
+               *demo_args(tmp_path, imitator_file, "--config", "experiments/trainer/ddp.yaml",
+                          "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.max_steps", "2")]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "demo-main").iterdir())
+    assert [r.name for r in runs] == ["version_0"]  # both ranks wrote into one run folder
+    checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 2 and not [k for k in checkpoint["state_dict"] if k.startswith("objective.")]
