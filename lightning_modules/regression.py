@@ -122,6 +122,11 @@ class RegressionModule(LightningModule):
         # Parameter RMSE against ground truth where a set has it: screenshots always, synthetic photos too.
         self.param_rmse = nn.ModuleDict({f"{stage}_{domain}": MeanSquaredError(squared=False)
                                          for stage in ("train", "val") for domain in ("source", "target")})
+        # DDP would broadcast every buffer from rank 0 each step, frozen networks' weights included (MBs of
+        # identical data); they are identical on every rank already, so DDP is told to leave them alone.
+        prefixes = tuple(self._frozen_prefixes())
+        self._ddp_params_and_buffers_to_ignore = [
+            name for name, _ in list(self.named_parameters()) + list(self.named_buffers()) if name.startswith(prefixes)]
 
     @staticmethod
     def _extractor(key: str, name: str | None, checkpoint: str | None, needed: bool, weight: str, build):

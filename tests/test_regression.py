@@ -371,3 +371,12 @@ def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
     assert [r.name for r in runs] == ["version_0"]  # both ranks wrote into one run folder
     checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2 and not [k for k in checkpoint["state_dict"] if k.startswith("objective.")]
+
+
+def test_ddp_leaves_frozen_networks_alone(imitator_file, built):
+    """Frozen weights are identical on every rank: DDP must not broadcast them each step, and must sync the rest."""
+    module = tiny_module(imitator_file)
+    ignored = set(module._ddp_params_and_buffers_to_ignore)
+    trainable = {name for name, p in module.named_parameters() if p.requires_grad}
+    assert any(name.startswith("objective.") or "imitator" in name for name in ignored)
+    assert ignored and not ignored & trainable
