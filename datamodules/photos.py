@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, open_screenshot_set
+from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, _is_number, open_screenshot_set
 from datamodules.split import load_or_make_split
 from game.framing import TEMPLATE, similarity_to_template
 
@@ -231,12 +231,6 @@ def _load_array(path: Path, shape: tuple) -> np.ndarray:
     return array
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------------------------- alignment, augmentation
