@@ -76,6 +76,7 @@ class RegressionModule(LightningModule):
         mmd_sigma_params: float | None = None,
         l2_mode: Literal["mse", "norm"] = "mse",
         reconstruction_weight: float = 0.0,
+        parameter_prior_weight: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -185,6 +186,12 @@ class RegressionModule(LightningModule):
             reconstruction = F.mse_loss(self.encoder.decode(encoded.features).float(), images.float())
             total = total + self.hparams.reconstruction_weight * reconstruction
             terms |= {"reconstruction": reconstruction.detach(), "total": total.detach()}
+        if self.hparams.parameter_prior_weight > 0:
+            # Not in the paper (0 = off): a Gaussian prior pulling parameters the images say little about
+            # towards the neutral face, instead of letting imitator error push them to the range limits.
+            prior = (p.float() / self.regressor.parameter_range).pow(2).mean()
+            total = total + self.hparams.parameter_prior_weight * prior
+            terms |= {"parameter_prior": prior.detach(), "total": total.detach()}
         terms |= {f"codebook/{name}": value.detach().float() for name, value in encoded.stats.items()}
         return total, terms, p[:split], p[split:]
 

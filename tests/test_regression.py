@@ -380,3 +380,13 @@ def test_ddp_leaves_frozen_networks_alone(imitator_file, built):
     trainable = {name for name, p in module.named_parameters() if p.requires_grad}
     assert any(name.startswith("objective.") or "imitator" in name for name in ignored)
     assert ignored and not ignored & trainable
+
+
+def test_parameter_prior_is_off_by_default_and_adds_its_term_when_on(imitator_file, built):
+    batch = fake_batch()
+    _, terms_off, _, _ = tiny_module(imitator_file).model_step(batch)
+    assert "parameter_prior" not in terms_off
+    module = tiny_module(imitator_file, parameter_prior_weight=0.5)
+    total, terms, p_target, p_source = module.model_step(batch)
+    p = torch.cat([p_target, p_source]) / 2.5
+    assert torch.allclose(terms["parameter_prior"], p.pow(2).mean(), atol=1e-6)
