@@ -233,18 +233,26 @@ class RegressionModule(LightningModule):
         return self(batch)
 
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Grid columns: photo | imitator render of its parameters; screenshot | its G(R(D(E(I))))."""
+        """Grid columns (Fig. 3/7): photo | imitator render | ENGINE render of its regressed parameters;
+        screenshot | its G(R(D(E(I))))."""
         columns = {}
         # Moved here: the grid callback moves only a batch's top-level tensors to the device.
         if "source" in batch:
             photos = batch["source"]["image"].to(self.device)
-            columns |= {"photo": photos, "photo_render": self.render(photos)}
+            columns |= {"photo": photos, "photo_render": self.render(photos),
+                        "photo_engine": self._engine_render(self(photos), photos.shape[-1])}
         target = batch.get("target", batch if "image" in batch else None)
         if target is not None:
             screenshots = target["image"].to(self.device)
             columns |= {"screenshot": screenshots, "screenshot_render": self.render(screenshots)}
         rows = min(images.shape[0] for images in columns.values())
         return {name: images[:rows] for name, images in columns.items()}
+
+    def _engine_render(self, parameters: torch.Tensor, size: int) -> torch.Tensor:
+        """What the player gets: the game engine's screenshots of the parameters (CPU rendering)."""
+        from eval.likeness import engine_renders   # imported here: training must not need the renderer
+
+        return engine_renders(parameters.detach().float().cpu().numpy(), size).to(self.device)
 
     # -------------------------------------------------------------------------------- setup and checkpoints
 

@@ -293,7 +293,8 @@ def test_sample_images_and_predict(imitator_file, built):
     with torch.no_grad():
         columns = module.sample_images(batch)
         params = module.predict_step(batch, 0)
-    assert list(columns) == ["photo", "photo_render", "screenshot", "screenshot_render"]
+    assert list(columns) == ["photo", "photo_render", "photo_engine", "screenshot", "screenshot_render"]
+    assert columns["photo_engine"].min() >= 0 and columns["photo_engine"].std() > 0   # real engine screenshots
     assert all(images.shape == (8, 3, SIZE, SIZE) for images in columns.values())
     assert params.shape == (8, 267) and params.abs().max() <= 2.5
     assert torch.equal(params, module.predict_step(batch["source"]["image"], 0))
@@ -353,7 +354,7 @@ def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, mon
     run_dir = tmp_path / "runs" / "demo-main" / "version_0"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
     with Image.open(next((run_dir / "images").glob("step*.png"))) as grid:
-        assert grid.width == 4 * SIZE  # photo | its render | screenshot | its render
+        assert grid.width == 5 * SIZE  # photo | imitator render | engine render | screenshot | its render
     assert (run_dir / "images" / "tsne-epoch000.png").is_file()
 
 
