@@ -9,7 +9,7 @@ SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 
-.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo verify reconstruct bench clean-venv
+.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ train-main: setup ## cross-domain regression, needs the imitator run (EXP=experi
 
 demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md
 	$(PY) -m eval.demo
+
+demo-ablations: setup ## full model + 3 ablations x 3 seeds at demo scale (long) -> runs/ablations/ABLATIONS.md
+	$(PY) -m eval.ablations
 
 verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
 	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)
