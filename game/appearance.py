@@ -88,6 +88,7 @@ class Appearance:
 
     def __init__(self, head: Head):
         self.head = head
+        self.sliders = [(p.name, p.index) for p in P.table() if p.kind == "appearance"]   # once, not per render
         v, part = head.vertices, head.part
         self.face = part == Part.FACE
         self.skin = np.isin(part, (Part.FACE, Part.SKULL, Part.NECK, Part.EAR))
@@ -152,7 +153,7 @@ class Appearance:
 
     def __call__(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(colours (V, 3) float32 in [0, 1], gloss (V,) float32) for one parameter vector."""
-        value = {p.name: float(params[p.index]) for p in P.table() if p.kind == "appearance"}
+        value = {name: float(params[index]) for name, index in self.sliders}
         f = {k: x / P.HIGH for k, x in value.items()}                # -1 .. 1
         # Amount-like sliders (make-up, freckles, stubble): 0 at -2.5, 0.25 at the neutral 0, 1 at +2.5,
         # so the default face is nearly bare while every value still changes the picture.

@@ -62,10 +62,16 @@ class Game:
         return MeshRenderer(self.size, self.head.triangles, samples=self.samples, supersample=self.supersample)
 
     @cached_property
+    def _framing(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(view_proj, camera position, depth of the eyes) of the game camera on the neutral head."""
+        points = self.template_points(self.head.vertices)
+        view_proj, eye = framing.game_camera(points)
+        return view_proj, eye, float(points[:2, 2].mean())
+
+    @property
     def camera(self) -> np.ndarray:
         """The fixed game camera (view-projection), framed on the neutral head (docs/contracts.md)."""
-        view_proj, _ = framing.game_camera(self.template_points(self.head.vertices))
-        return view_proj
+        return self._framing[0]
 
     def template_points(self, vertices: np.ndarray) -> np.ndarray:
         """(5, 3) right eye, left eye, nose tip, right and left mouth corner of a head's vertices."""
@@ -122,8 +128,7 @@ class Game:
         return conditions, (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT, self._photo_camera(conditions)
 
     def _photo_camera(self, conditions: photo_style.PhotoConditions) -> np.ndarray:
-        _, eye = framing.game_camera(self.template_points(self.head.vertices))
-        target_depth = self.template_points(self.head.vertices)[:2, 2].mean()
+        _, eye, target_depth = self._framing          # the game camera, moved per photo
         distance = (eye[2] - target_depth) * conditions.distance_scale
         moved = np.array([eye[0], eye[1], target_depth + distance])
         view = camera.look_at(moved, moved - np.array([0.0, 0.0, 1.0]))

@@ -334,7 +334,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
         vertices=vertices,
         triangles=np.concatenate(builder.triangles).astype(np.int32),
         part=part.astype(np.int8),
-        region=_regions(vertices, part, face),
+        region=_regions(vertices, part, face, face_twin),
         twin=twin.astype(np.int64),
         anchors=anchors,
         eyeball_angle=angle,
@@ -355,9 +355,8 @@ def _mirror_twins(vertices: np.ndarray, part: np.ndarray, face_twin: np.ndarray)
     return twin
 
 
-def _regions(vertices: np.ndarray, part: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Region of every vertex: nearest region seed on the face, the part's own region elsewhere."""
-    twin = topology.mirror_map(face)
+def _regions(vertices: np.ndarray, part: np.ndarray, face: np.ndarray, twin: np.ndarray) -> np.ndarray:
+    """Region of every vertex: nearest region seed on the face (twin: its landmarks' mirror map), the part's own region elsewhere."""
     seeds, labels = [], []
     for name, indices in REGION_SEEDS.items():
         both = np.unique(np.concatenate([indices, twin[indices]]))
