@@ -207,15 +207,15 @@ class _Builder:
     """Accumulates mesh parts into one vertex array."""
 
     def __init__(self):
-        self.vertices, self.triangles, self.part, self.twin = [], [], [], []
+        self.vertices, self.triangles, self.part = [], [], []
         self.count = 0
 
-    def add(self, vertices, triangles, part, twin=None) -> int:
+    def add(self, vertices, triangles, part, global_indices: bool = False) -> int:
+        """Append a part; its triangles index its own vertices, or the whole mesh with `global_indices`."""
         offset = self.count
         self.vertices.append(np.asarray(vertices, float))
-        self.triangles.append(np.asarray(triangles) + offset)
+        self.triangles.append(np.asarray(triangles) + (0 if global_indices else offset))
         self.part.append(np.full(len(vertices), int(part)))
-        self.twin.append(None if twin is None else np.asarray(twin) + offset)
         self.count += len(vertices)
         return offset
 
@@ -237,7 +237,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
     contours = [topology.landmark_set(n) for n in ("FACE_OVAL", "LEFT_EYE", "RIGHT_EYE", "LIPS")]
     vertices = _taubin_smooth(vertices, triangles, fixed=np.concatenate(contours + [_boundary(triangles)]))
     builder = _Builder()
-    builder.add(vertices, triangles, Part.FACE, twin)
+    builder.add(vertices, triangles, Part.FACE)
     anchors = {}
 
     # Skull: loft each face-oval vertex along the great circle to the back pole of an ellipsoid.
@@ -269,11 +269,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
     pole = skull_offset + ring_rows * cols
     last_row = skull_offset + (ring_rows - 1) * cols
     tris = np.concatenate([tris, [(last_row + c, last_row + (c + 1) % cols, pole) for c in range(cols)]])
-    builder.vertices.append(skull)
-    builder.triangles.append(tris)
-    builder.part.append(np.full(len(skull), int(Part.SKULL)))
-    builder.twin.append(None)
-    builder.count += len(skull)
+    builder.add(skull, tris, Part.SKULL, global_indices=True)
     anchors["skull_back"] = SKULL_CENTRE + back * SKULL_AXES[2]
     anchors["skull_top"] = SKULL_CENTRE + np.array([0, SKULL_AXES[1], 0])
     anchors["skull_centre"] = SKULL_CENTRE
@@ -310,11 +306,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
         ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
         rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
         ear = (ear_shape @ (ry @ rx).T) + root + np.array([side * 0.1, 0, 0])
-        if side < 0:
-            ear_tris_side = ear_tris[:, ::-1]
-        else:
-            ear_tris_side = ear_tris
-        builder.add(ear, ear_tris_side, Part.EAR)
+        builder.add(ear, ear_tris if side > 0 else ear_tris[:, ::-1], Part.EAR)   # mirroring flips the winding
         anchors[f"ear_{'left' if side > 0 else 'right'}"] = root
 
     # Mouth cavity: a dark half-ellipsoid behind the lips, seen when the lips part.
@@ -326,7 +318,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
 
     vertices = np.concatenate(builder.vertices)
     part = np.concatenate(builder.part)
-    twin = _mirror_twins(vertices, part, builder.twin[0])
+    twin = _mirror_twins(vertices, part, twin)
     angle = np.full(len(vertices), np.nan)
     eyeball_vertices = np.flatnonzero(part == Part.EYEBALL)
     angle[eyeball_vertices] = np.concatenate(eyeball_angle)
