@@ -10,7 +10,6 @@ imitator's output size in the `game` style.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -24,16 +23,11 @@ from lightning_modules.checkpoints import load_network
 DEFAULT_SEED = 20211020  # not the seed of any generated set (those default to 0)
 
 
-@functools.lru_cache(maxsize=2)
-def _engine(size: int):
-    from game import Game  # imported here: the one place that knows the engine's API
-
-    return Game(size=size, style="game")
-
-
 def render_with_engine(parameters: np.ndarray, size: int) -> np.ndarray:
     """The game engine's screenshots of (N, 267) parameters: uint8 (N, S, S, 3) RGB, `game` style."""
-    return _engine(size).render_batch(parameters.astype(np.float32))
+    from eval.likeness import game_engine  # the one place that knows the engine's API
+
+    return game_engine(size).render_batch(parameters.astype(np.float32))
 
 
 def held_out_parameters(count: int, seed: int, num_parameters: int = 267) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.demo import REPO, SIZE, benchmark_set, latest_checkpoint, log
+from eval.demo import REPO, latest_checkpoint, load_benchmark, log
 
 VARIANTS = ("full", "no_domain", "no_contrastive", "no_consistency")
 PAPER = {"full": 0.8983, "no_domain": 0.8875, "no_contrastive": 0.6172, "no_consistency": 0.8842}  # Table 3 means
@@ -58,9 +58,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--out", default="runs/ablations")
     args = parser.parse_args(argv)
-    from eval import benchmarks as B
-
-    bench = B.load("synthetic", benchmark_set(REPO / "data/bench-64/synthetic"), SIZE, max_pairs=2000, seed=0)
+    bench = load_benchmark()
     scores = {variant: [score(train(variant, seed), bench) | {"seed": seed} for seed in args.seeds]
               for variant in args.variants}
     out = REPO / args.out

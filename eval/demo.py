@@ -68,13 +68,18 @@ def benchmark_set(root: Path) -> Path:
                     extras=BENCH_EXTRAS, progress=False)
 
 
-def verify(ckpt: Path, translator: Path, bench_root: Path, out: Path) -> dict:
-    """Table 3 on the synthetic benchmark: ours, F_id, FastF2P."""
+def load_benchmark():
+    """The demo's held-out synthetic benchmark (made on first use), aligned at the demo size."""
     from eval import benchmarks as B
+
+    return B.load("synthetic", benchmark_set(REPO / "data/bench-64/synthetic"), SIZE, max_pairs=2000, seed=0)
+
+
+def verify(ckpt: Path, translator: Path, bench, out: Path) -> dict:
+    """Table 3 on the synthetic benchmark: ours, F_id, FastF2P."""
     from eval import verify as V
     from eval.baselines import build_baseline
 
-    bench = B.load("synthetic", bench_root, SIZE, max_pairs=2000, seed=0)
     descriptors, skipped = V.build_descriptors([f"ours={ckpt}"], "dlib", None, "cpu")
     descriptors.append(build_baseline("fastf2p", str(translator)))
     report = {"kind": "likeness.verification", "version": 1, "image_size": SIZE, "mask": None, "device": "cpu", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -89,16 +94,14 @@ def verify(ckpt: Path, translator: Path, bench_root: Path, out: Path) -> dict:
     return report
 
 
-def subset(ckpt: Path, imitator: Path, translator: Path, bench_root: Path) -> dict:
+def subset(ckpt: Path, imitator: Path, translator: Path, bench) -> dict:
     """F2P and the rest on the same 20 photos: recovery, speed, likeness of the engine's character."""
-    from eval import benchmarks as B
     from eval import verify as V
-    from eval.baselines import build_baseline, throughput
+    from eval.baselines import build_baseline
     from eval.likeness import player_likeness
     from lightning_modules.checkpoints import load_network
     from models.face_id import build_face_id
 
-    bench = B.load("synthetic", bench_root, SIZE, max_pairs=2000, seed=0)
     rows = np.linspace(0, bench.num_images - 1, SUBSET).astype(int)       # fixed, spread over identities
     photos = torch.stack([torch.from_numpy(bench.image(int(i)).transpose(2, 0, 1).copy()) for i in rows]).float() / 255
     truth = bench.parameters[rows]
@@ -204,10 +207,10 @@ def main(argv=None) -> Path:
     imitator = train("experiments/demo/imitator.yaml", REPO / "runs/demo-imitator", "imitator" in args.redo)
     main_ckpt = train("experiments/demo/main.yaml", REPO / "runs/demo-main", "main" in args.redo)
     translator = fastf2p(imitator, out, "fastf2p" in args.redo)
-    bench_root = benchmark_set(REPO / "data/bench-64/synthetic")
+    bench = load_benchmark()
     log("verification on the synthetic benchmark")
-    verification = verify(main_ckpt, translator, bench_root, out / "verify")
-    subset_table = subset(main_ckpt, imitator, translator, bench_root)
+    verification = verify(main_ckpt, translator, bench, out / "verify")
+    subset_table = subset(main_ckpt, imitator, translator, bench)
     (out / "subset.json").write_text(json.dumps(subset_table, indent=2) + "\n")
     side_by_side = reconstruct(main_ckpt, out)
     report = write_report(out, verification, subset_table, {"imitator": imitator, "main": main_ckpt}, side_by_side)
