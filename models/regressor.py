@@ -70,6 +70,12 @@ class Regressor(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.feature_dim = c_in * 2 * 2  # 1024 with Table 1's widths
         self.head = nn.Linear(self.feature_dim, num_parameters)
+        # Start at the neutral face (p ~ 0, the mean of the game's prior) rather than at a random face ~0.9 from
+        # it: training then moves only the parameters the losses say something about. Small, not zero, so every
+        # layer below still gets a gradient on the first step.
+        with torch.no_grad():
+            self.head.weight.mul_(0.01)
+            self.head.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the image feature f (B, 1024) and the game parameters p (B, 267)."""

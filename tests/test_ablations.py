@@ -1,10 +1,27 @@
 """make demo-ablations: the table aggregates seeds per variant, next to the paper's number."""
+from pathlib import Path
+
+import yaml
+
 from eval.ablations import PAPER, VARIANTS, table
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_table_reports_mean_and_std_over_seeds_for_each_variant():
-    scores = {v: [{"accuracy": 0.6, "rmse": 1.0}, {"accuracy": 0.8, "rmse": 2.0}] for v in VARIANTS}
-    text = table(scores)
+    run = {"accuracy": 0.6, "rmse": 1.0, "rmse_most_visible": 0.5, "correlation_most_visible": 0.2}
+    other = {"accuracy": 0.8, "rmse": 2.0, "rmse_most_visible": 0.7, "correlation_most_visible": 0.4}
+    text = table({v: [run, other] for v in VARIANTS})
     assert set(PAPER) == set(VARIANTS)
     for variant in VARIANTS:
-        assert f"| {variant} | 0.7000 +- 0.1000 | 1.500 +- 0.500 | {PAPER[variant]:.4f} |" in text
+        assert (f"| {variant} | 0.7000 +- 0.1000 | 1.5000 +- 0.5000 | 0.6000 +- 0.1000 | 0.3000 +- 0.1000 | "
+                f"{PAPER[variant]:.4f} |") in text
+
+
+def test_every_ablation_overlay_exists_and_changes_one_lambda_of_the_demo():
+    demo = yaml.safe_load((REPO / "experiments/demo/main.yaml").read_text())["model"]["init_args"]
+    for variant in VARIANTS[1:]:
+        overlay = yaml.safe_load((REPO / f"experiments/ablations/{variant}.yaml").read_text())["model"]["init_args"]
+        assert len(overlay) == 1
+        (name, value), = overlay.items()
+        assert name.startswith("lambda_") and demo[name] != value

@@ -40,8 +40,16 @@ def test_every_parameter_gets_a_gradient(norm):
 
 def test_parameters_stay_in_the_game_range():
     model = Regressor(image_size=64)
-    _, p = model(1e3 * torch.randn(8, 128, 16, 16))  # saturate the tanh
+    with torch.no_grad():
+        model.head.weight.mul_(1e3)  # saturate the tanh
+    _, p = model(torch.randn(8, 128, 16, 16))
     assert p.abs().max() <= 2.5 and p.abs().max() > 2.0
+
+
+def test_an_untrained_regressor_predicts_close_to_the_neutral_face():
+    torch.manual_seed(0)
+    _, p = Regressor(image_size=64)(torch.randn(8, 128, 16, 16))
+    assert p.abs().mean() < 0.05 and p.std(0).mean() > 0  # near p = 0, yet input-dependent
 
 
 @pytest.mark.parametrize("size", [100, 2, 512])

@@ -431,3 +431,20 @@ def test_callback_prefers_the_module_hook():
 
     module = types.SimpleNamespace(predict_parameters=lambda images: images.mean((2, 3)))
     assert predict_parameters(module, torch.ones(2, 3, 4, 4)).tolist() == [[1.0] * 3] * 2
+
+
+def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
+    from eval.verify import recovery
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-2.5, 2.5, (200, 267))
+    visibility = np.arange(267, dtype=float)                # the last quartile is the most visible
+    predicted = np.zeros_like(truth)
+    predicted[:, -67:] = truth[:, -67:]                     # only the most visible parameters recovered
+    r = recovery(predicted, truth, visibility)
+    assert r["visibility_quartiles"]["Q4"] == pytest.approx(0.0)
+    assert r["visibility_quartiles_predicting_zero"]["Q4"] == pytest.approx(2.5 / np.sqrt(3), rel=0.05)
+    assert r["visibility_quartiles"]["Q1"] == pytest.approx(r["visibility_quartiles_predicting_zero"]["Q1"])
+    assert r["correlation_most_visible_quartile"] == pytest.approx(1.0)
+    assert r["rmse"] < r["rmse_predicting_zero"]
+    assert recovery(np.zeros_like(truth), truth, visibility)["correlation_most_visible_quartile"] == 0.0
