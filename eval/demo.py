@@ -87,7 +87,8 @@ def verify(ckpt: Path, translator: Path, bench, out: Path) -> dict:
                           "best training-fold threshold",
               "checkpoints": [str(ckpt)], "face_id": "dlib", "skipped": skipped,
               "benchmarks": {"synthetic": bench.summary()}, "paper": V.PAPER[None]}
-    report |= V.evaluate({"synthetic": bench}, descriptors, 64, None, V.read_visibility())
+    report |= V.evaluate({"synthetic": bench}, descriptors, 64, None, V.read_visibility(),
+                         likeness_images=200, imitator=V.load_imitator(None, [str(ckpt)]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "results.md").write_text(V.markdown(report))

@@ -35,7 +35,8 @@ def player_likeness(photos: torch.Tensor, parameters: np.ndarray, face_id, imita
     cosines, gaps = [], []
     for start in range(0, len(photos), batch_size):
         photo, render = photos[start:start + batch_size], renders[start:start + batch_size]
-        cosines.append(torch.nn.functional.cosine_similarity(face_id(photo), face_id(render), dim=1))
+        # .cpu(): F_id may run on the GPU (verify.py's --device), the engine's renders and the result stay here.
+        cosines.append(torch.nn.functional.cosine_similarity(face_id(photo), face_id(render), dim=1).float().cpu())
         if imitator is not None:
             imitated = imitator(torch.as_tensor(parameters[start:start + batch_size]).float())
             imitated = torch.nn.functional.interpolate(imitated, size=size, mode="bilinear", antialias=True) \

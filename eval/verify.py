@@ -4,8 +4,11 @@
         [--root-lfw DIR|lfw.bin ...] [--landmarks-lfw FILE | --detect] [--mask upper] [--out runs/eval/NAME]
 
 Rows are descriptors (each regression checkpoint, and the face-ID embedding as the upper bound), columns the
-benchmarks, their mean (over the paper's four among those run; the synthetic set only when alone) and the
-descriptor's images/s measured in this run (forward passes only). Writes results.json and results.md.
+benchmarks, their mean (over the paper's four among those run; the synthetic set only when alone), the
+descriptor's images/s measured in this run (forward passes only) and, for rows that regress game parameters,
+the likeness of what the player gets: F_id cosine between each photo and the ENGINE's render of its parameters,
+and the imitator-vs-engine PSNR on them (eval/likeness.py), over --likeness-images evenly spread images per
+benchmark. Writes results.json and results.md.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from eval import benchmarks as B
+from eval.likeness import player_likeness
 from eval.protocol import MASKS, apply_mask, verify
 from game import parameters as P
 
@@ -92,6 +96,33 @@ def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]
         return module.encoder.eval(), module.regressor.eval()
 
 
+def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Module | None, str]:
+    """The imitator for the imitator-vs-engine gap: `path`, else the one the first regression checkpoint that
+    names one was trained through. (network, where it came from), or (None, why there is none)."""
+    from lightning_modules.checkpoints import load_network
+
+    if path:
+        from lightning_modules.regression import find_checkpoint
+
+        return load_network(find_checkpoint(path), "net"), f"{path} (--imitator)"
+    missing = []
+    for spec in checkpoints:
+        checkpoint = spec.split("=", 1)[-1]
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        named = (saved.get("frozen_sources") or {}).get("imitator") or \
+            saved.get("hyper_parameters", {}).get("imitator_checkpoint")
+        if named:
+            from lightning_modules.regression import find_checkpoint   # here: it imports Lightning and the losses
+
+            try:
+                file = find_checkpoint(named)
+            except FileNotFoundError:
+                missing.append(f"{checkpoint} names {named}, which is not here")
+                continue
+            return load_network(file, "net"), f"{file} (the imitator {checkpoint} was trained through)"
+    return None, "; ".join(missing) or "no --imitator, and no --ckpt names the imitator it was trained through"
+
+
 def build_descriptors(checkpoints: list[str], face_id: str | None, face_id_checkpoint: str | None,
                       device: str) -> tuple[list, dict[str, str]]:
     """Descriptor rows: "NAME=PATH" (or PATH, named "ours" first) checkpoints, then the face-ID row if it loads."""
@@ -119,9 +150,7 @@ def compute_descriptors(bench: B.Benchmark, descriptors: list, batch_size: int =
     """Each descriptor over every image of `bench` -> {name: (N, D)}; adds forward time to `seconds[name]`."""
     outputs: dict[str, list] = {d.name: [] for d in descriptors}
     for start in range(0, bench.num_images, batch_size):
-        indices = range(start, min(start + batch_size, bench.num_images))
-        batch = torch.from_numpy(np.stack([bench.image(i) for i in indices])).permute(0, 3, 1, 2).float() / 255
-        batch = apply_mask(batch, mask)
+        batch = apply_mask(_images(bench, range(start, min(start + batch_size, bench.num_images))), mask)
         for d in descriptors:
             began = time.perf_counter()
             out = d(batch).float().cpu()   # .cpu() waits for the device, so the time is the whole forward
@@ -129,6 +158,24 @@ def compute_descriptors(bench: B.Benchmark, descriptors: list, batch_size: int =
                 seconds[d.name] = seconds.get(d.name, 0.0) + time.perf_counter() - began
             outputs[d.name].append(out.numpy())
     return {name: np.concatenate(chunks) for name, chunks in outputs.items()}
+
+
+def _images(bench: B.Benchmark, indices) -> torch.Tensor:
+    return torch.from_numpy(np.stack([bench.image(int(i)) for i in indices])).permute(0, 3, 1, 2).float() / 255
+
+
+def engine_likeness(bench: B.Benchmark, features: dict[str, np.ndarray], descriptors: list, count: int,
+                    imitator: torch.nn.Module | None) -> dict[str, dict]:
+    """Per parameter row, player_likeness on `count` evenly spread images of `bench`: {name: scores}."""
+    face_id = next(d for d in descriptors if isinstance(d, FaceIdDescriptor))
+    rows = np.linspace(0, bench.num_images - 1, min(count, bench.num_images)).astype(int)
+    photos = _images(bench, rows)   # unmasked: likeness to the person, whatever part of the face the method saw
+    scores = {}
+    for d in descriptors:
+        if d.is_parameters:
+            scores[d.name] = player_likeness(photos, features[d.name][rows], face_id, imitator)
+            del scores[d.name]["per_photo"]   # hundreds of numbers per row and benchmark: results.json stays readable
+    return scores
 
 
 def read_visibility(path: str | Path = VISIBILITY_FILE) -> np.ndarray | None:
@@ -181,9 +228,22 @@ def pearson(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def evaluate(benches: dict[str, B.Benchmark], descriptors: list, batch_size: int = 64, mask: str | None = None,
-             visibility: np.ndarray | None = None) -> dict:
-    """Accuracy per descriptor and benchmark, images/s, and recovery metrics where ground truth exists."""
+             visibility: np.ndarray | None = None, likeness_images: int = 0,
+             imitator: tuple[torch.nn.Module | None, str] = (None, "no imitator given")) -> dict:
+    """Accuracy per descriptor and benchmark, images/s, and recovery metrics where ground truth exists.
+
+    With likeness_images > 0 and an F_id row, each parameter row also gets the likeness of the engine's character
+    on that many images per benchmark (row "likeness", "imitator_vs_engine_psnr_db"; per benchmark under
+    row[bench]["likeness"]); `imitator` is what load_imitator returns, the gap is left out without a network.
+    """
     results: dict = {d.name: {} for d in descriptors}
+    likeness = {"images": {}, "imitator": imitator[1], "skipped": None}
+    if likeness_images <= 0:
+        likeness["skipped"] = "switched off (--likeness-images 0)"
+    elif not any(isinstance(d, FaceIdDescriptor) for d in descriptors):
+        likeness["skipped"] = "it needs F_id, and this run has no F_id row (--face-id none, or it did not load)"
+    elif not any(d.is_parameters for d in descriptors):
+        likeness["skipped"] = "no row regresses game parameters"
     recoveries: dict = {}
     seconds: dict[str, float] = {}
     images = 0
@@ -200,28 +260,55 @@ def evaluate(benches: dict[str, B.Benchmark], descriptors: list, batch_size: int
                                            bench.folds).as_dict()
             if bench.parameters is not None and d.is_parameters:
                 recoveries.setdefault(d.name, {})[name] = recovery(x, bench.parameters, visibility)
+        if not likeness["skipped"]:
+            log.info("%s: likeness of the engine's character", name)
+            for row, scores in engine_likeness(bench, features, descriptors, likeness_images, imitator[0]).items():
+                results[row][name]["likeness"] = scores
+                likeness["images"][name] = scores["count"]
     # The mean is over the paper's benchmarks among those run (like Table 3), the synthetic set only when alone.
     averaged = [b for b in benches if b != "synthetic"] or list(benches)
     for d in descriptors:
         results[d.name]["mean"] = float(np.mean([results[d.name][b]["accuracy"] for b in averaged]))
         results[d.name]["images_per_second"] = images / max(seconds.get(d.name, 0.0), 1e-9)
-    return {"results": results, "recovery": recoveries}
+        # The table's likeness columns pool the images of every benchmark run (means weighted by image count).
+        scores = [results[d.name][b]["likeness"] for b in benches if "likeness" in results[d.name][b]]
+        pooled = {"likeness": "face_id_cosine", "imitator_vs_engine_psnr_db": "imitator_vs_engine_psnr_db"}
+        for column, key in pooled.items():
+            if scores and key in scores[0]:
+                results[d.name][column] = float(np.average([s[key] for s in scores],
+                                                           weights=[s["count"] for s in scores]))
+    return {"results": results, "recovery": recoveries, "likeness": likeness}
 
 
 def markdown(report: dict) -> str:
     """The report as a Table-3-style Markdown table, the paper's rows, benchmarks and recovery."""
     benches = list(report["benchmarks"])
-    head = [COLUMNS[b] for b in benches] + ["Mean", "images/s"]
+    head = [COLUMNS[b] for b in benches] + ["Mean", "images/s", "likeness (F_id cosine photo vs engine render)",
+                                            "imitator vs engine PSNR (dB)"]
     lines = [f"# Face verification ({report['protocol']})", "",
              f"Image size {report['image_size']} px, mask: {report['mask'] or 'none'}, device: {report['device']}, "
              f"{report['created']}.", "",
              "| descriptor | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for name, row in report["results"].items():
         cells = [f"{row[b]['accuracy']:.4f} ± {row[b]['std']:.4f}" for b in benches]
-        lines.append(f"| {name} | " + " | ".join(cells + [f"{row['mean']:.4f}", f"{row['images_per_second']:.0f}"])
-                     + " |")
+        cells += [f"{row['mean']:.4f}", f"{row['images_per_second']:.0f}"]
+        cells += [f"{row['likeness']:.3f}" if "likeness" in row else "-",
+                  f"{row['imitator_vs_engine_psnr_db']:.1f}" if "imitator_vs_engine_psnr_db" in row else "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, reason in report["skipped"].items():
         lines.append(f"| {name} | skipped: {reason} |")
+    likeness = report.get("likeness", {})
+    if likeness.get("images"):
+        used = ", ".join(f"{n} of {COLUMNS[b]}" for b, n in likeness["images"].items())
+        gap = "through" if any("imitator_vs_engine_psnr_db" in r for r in report["results"].values()) else \
+            "not measured:"
+        lines += ["", f"Likeness (rows that regress game parameters; '-' for the others): the {report['face_id']} "
+                      f"F_id cosine between each photo (unmasked) and the game engine's render of the parameters "
+                      f"regressed from it, the character the player actually gets, on "
+                      f"{sum(likeness['images'].values())} images ({used}), evenly spread over each benchmark. "
+                      f"Imitator vs engine PSNR {gap} {likeness['imitator']}."]
+    elif likeness.get("skipped"):
+        lines += ["", f"Likeness of the engine's character not measured: {likeness['skipped']}."]
     lines += ["", "Paper (Table 3, Table 6 for masks; GTX 1080Ti, ~10^3 images/s):", "",
               "| paper row | LFW | CFP_FF | CFP_FP | AgeDB | Mean |", "|---|---|---|---|---|---|"]
     lines += [f"| {n} | " + " | ".join(f"{v:.4f}" for v in values) + " |"
@@ -265,6 +352,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mask", choices=MASKS, help="Table 6 occlusion of the upper/middle/lower face")
     parser.add_argument("--face-id", default="dlib", help="face-ID extractor for the upper-bound row, or 'none'")
     parser.add_argument("--face-id-checkpoint", help="weights for --face-id (e.g. the LightCNN-29 v2 .pth.tar)")
+    parser.add_argument("--likeness-images", type=int, default=200, help="images per benchmark, evenly spread, "
+                        "on which to measure the likeness of the engine's render of the regressed parameters "
+                        "(about 10-15 ms each on a CPU); 0 switches it off")
+    parser.add_argument("--imitator", help="imitator checkpoint (file or run folder) for the imitator-vs-engine "
+                        "PSNR (default: the one the first --ckpt was trained through, from its frozen_sources)")
     parser.add_argument("--max-pairs", type=int, help="at most about this many pairs per benchmark (quick runs)")
     parser.add_argument("--synthetic-pairs", type=int, default=6000, help="pairs drawn from the synthetic set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic pairs")
@@ -308,7 +400,8 @@ def main(argv: list[str] | None = None) -> dict:
         "paper": PAPER[args.mask],
     }
     visibility = read_visibility(args.visibility) if "synthetic" in benches else None
-    report |= evaluate(benches, descriptors, args.batch_size, args.mask, visibility)
+    imitator = load_imitator(args.imitator, args.ckpt) if args.likeness_images > 0 and face_id else (None, "")
+    report |= evaluate(benches, descriptors, args.batch_size, args.mask, visibility, args.likeness_images, imitator)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "results.md").write_text(markdown(report))

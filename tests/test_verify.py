@@ -448,3 +448,62 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
     assert r["correlation_most_visible_quartile"] == pytest.approx(1.0)
     assert r["rmse"] < r["rmse_predicting_zero"]
     assert recovery(np.zeros_like(truth), truth, visibility)["correlation_most_visible_quartile"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- likeness
+
+def write_imitator(path: Path) -> Path:
+    """A tiny 64 px imitator checkpoint in the format load_network reads."""
+    from lightning_modules.checkpoints import network_spec
+    from models.imitator import Imitator
+
+    torch.manual_seed(0)
+    net = Imitator(image_size=64, channels=(16, 16, 8, 8))
+    torch.save({"hyper_parameters": {"net": network_spec(net)},
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
+    return path
+
+
+@pytest.mark.parametrize("likeness_images", [3, 0])
+def test_cli_measures_the_likeness_of_the_engines_character(tmp_path, synthetic, likeness_images):
+    from eval.verify import main
+
+    ckpt = write_checkpoint(tmp_path / "run.ckpt")
+    saved = torch.load(ckpt, weights_only=True)
+    torch.save(saved | {"frozen_sources": {"imitator": str(write_imitator(tmp_path / "imitator.ckpt"))}}, ckpt)
+    out = tmp_path / "out"
+    report = main(["--bench", "synthetic", "--root-synthetic", str(synthetic), "--size", "32", "--ckpt", str(ckpt),
+                   "--face-id", "dlib", "--likeness-images", str(likeness_images), "--mask", "lower",
+                   "--device", "cpu", "--out", str(out)])
+    assert report == json.loads((out / "results.json").read_text())
+    ours, face_id = report["results"]["ours"], report["results"]["face_id"]
+    table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")]
+    assert table[0].endswith("| images/s | likeness (F_id cosine photo vs engine render) | "
+                             "imitator vs engine PSNR (dB) |")
+    assert next(line for line in table if line.startswith("| face_id |")).endswith("| - | - |")
+    assert "likeness" not in face_id and "imitator_vs_engine_psnr_db" not in face_id
+    markdown = (out / "results.md").read_text()
+    if likeness_images:
+        assert -1 <= ours["likeness"] <= 1 and 0 < ours["imitator_vs_engine_psnr_db"] < 100
+        assert ours["synthetic"]["likeness"]["count"] == 3 and report["likeness"]["images"] == {"synthetic": 3}
+        assert "imitator.ckpt (the imitator" in report["likeness"]["imitator"]
+        assert f"| {ours['likeness']:.3f} | {ours['imitator_vs_engine_psnr_db']:.1f} |" in markdown
+        assert "on 3 images (3 of synthetic), evenly spread" in markdown
+    else:
+        assert "likeness" not in ours and "likeness" not in ours["synthetic"]
+        assert next(line for line in table if line.startswith("| ours |")).endswith("| - | - |")
+        assert "Likeness of the engine's character not measured: switched off (--likeness-images 0)" in markdown
+
+
+def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
+    from eval.verify import load_imitator
+
+    ckpt = write_checkpoint(tmp_path / "run.ckpt")
+    net, reason = load_imitator(None, [f"ours={ckpt}"])
+    assert net is None and "no --imitator" in reason
+    saved = torch.load(ckpt, weights_only=True)
+    torch.save(saved | {"frozen_sources": {"imitator": str(tmp_path / "gone.ckpt")}}, ckpt)
+    net, reason = load_imitator(None, [str(ckpt)])
+    assert net is None and "gone.ckpt, which is not here" in reason
+    net, source = load_imitator(str(write_imitator(tmp_path / "imitator.ckpt")), [str(ckpt)])
+    assert net.image_size == 64 and source.endswith("(--imitator)")
