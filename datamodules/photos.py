@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, _is_number, open_screenshot_set
+from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, is_number, open_screenshot_set
 from datamodules.split import load_or_make_split
 from game.framing import TEMPLATE, similarity_to_template
 
@@ -211,7 +211,7 @@ def _read_landmarks_csv(path: Path) -> dict[str, list[float]]:
     table = {}
     with path.open(newline="") as handle:
         for number, fields in enumerate(csv.reader(handle), start=1):
-            if not fields or (number == 1 and not _is_number(fields[-1])):
+            if not fields or (number == 1 and not is_number(fields[-1])):
                 continue
             if len(fields) != 11:
                 raise ValueError(f"{path} line {number}: {len(fields) - 1} numbers, expected 10 (x, y of 5 points)")

@@ -108,7 +108,7 @@ def _open_game_folder(root: Path) -> ScreenshotSet:
     files, rows, lines = [], [], []
     with csv_path.open(newline="") as handle:
         for line_number, fields in enumerate(csv.reader(handle), start=1):
-            if not fields or (line_number == 1 and not _is_number(fields[-1])):
+            if not fields or (line_number == 1 and not is_number(fields[-1])):
                 continue  # blank line, or the optional header row
             where = f"{csv_path} line {line_number}"
             if len(fields) - 1 != NUM_PARAMETERS:
@@ -152,7 +152,7 @@ def _check_files_exist(files: list[Path]) -> None:
         raise FileNotFoundError(f"{missing[0]}: image missing ({len(missing)} of {len(files)} images missing)")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:

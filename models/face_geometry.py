@@ -13,7 +13,6 @@ eval mode whatever a parent asks, and passes gradients through to the image.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from torchvision.models import resnet50
 from game.framing import similarity_to_template
 from models.face_id import TemplateCrop
 from models.face_mesh import FaceMeshNet
+from models.weights import layout_mismatch, read_state_dict
 
 EXTRACTORS = ("landmarks", "deep3d")
 
@@ -209,28 +209,13 @@ class Deep3DCoefficients(_FrozenExtractor):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> Deep3DCoefficients:
         """Load a Deep3DFaceRecon_pytorch checkpoint: a dict whose 'net_recon' is the ReconNetWrapper state dict."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file; Deep3D needs {DEEP3D_LAYOUT}")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"{path}: not readable as a torch checkpoint with weights_only=True ({error}); "
-                             f"expected {DEEP3D_LAYOUT}. To re-save one: torch.save({{'net_recon': "
-                             f"torch.load(path, weights_only=False)['net_recon']}}, path)") from error
-        state = checkpoint.get("net_recon") if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-            raise ValueError(f"{path}: expected {DEEP3D_LAYOUT}; found {keys}")
-        state = {key.removeprefix("module."): value for key, value in state.items()}  # DataParallel saves
+        state = read_state_dict(path, "net_recon", DEEP3D_LAYOUT, hint=". To re-save one: torch.save({'net_recon': "
+                                "torch.load(path, weights_only=False)['net_recon']}, path)")
         expected = _expected_layout(state)
         got = {key: tuple(value.shape) for key, value in state.items()}
         if got != expected:
-            missing = [f"{k} {expected[k]}" for k in expected if k not in got]
-            unexpected = [f"{k} {got[k]}" for k in got if k not in expected]
-            wrong = [f"{k}: {got[k]}, expected {expected[k]}" for k in expected if k in got and got[k] != expected[k]]
-            raise ValueError(f"{path} does not hold Deep3D weights: expected {DEEP3D_LAYOUT}. Missing: {missing[:5]}; "
-                             f"unexpected: {unexpected[:5]}; wrong shape: {wrong[:5]}")
+            raise ValueError(f"{path} does not hold Deep3D weights: expected {DEEP3D_LAYOUT}. "
+                             f"{layout_mismatch(got, expected)}")
         with torch.device("meta"):  # the checkpoint supplies every tensor: skip the random initialisation
             net = resnet50(weights=None, num_classes=sum(DEEP3D_OUTPUTS))
         state = {k: v.float() if v.is_floating_point() else v for k, v in _torchvision_layout(state).items()}

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from game.framing import similarity_to_template
-from models.weights import face_api_asset
+from models.weights import face_api_asset, layout_mismatch, read_state_dict
 
 EXTRACTORS = ("dlib", "lightcnn29v2")
 
@@ -314,32 +314,18 @@ class LightCNN29v2(FrozenExtractor):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> LightCNN29v2:
         """Load the official LightCNN_29Layers_V2_checkpoint.pth.tar (`state_dict` with `module.` keys)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file; LightCNN-29 v2 needs the official {LIGHTCNN_FILE}")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"{path}: not readable as a torch checkpoint with weights_only=True ({error})") from error
-        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ValueError(f"{path}: expected a dict with a 'state_dict' of tensors, as in the official "
-                             f"{LIGHTCNN_FILE}")
-        state = {key.removeprefix("module."): value for key, value in state.items()}
+        needs = f"a dict with a 'state_dict' of tensors, as in the official {LIGHTCNN_FILE}"
+        state = read_state_dict(path, None, needs)
         classes = state["fc2.weight"].shape[0] if "fc2.weight" in state else 80013
         net = cls(num_classes=classes)
         expected = net.expected_keys()
         got = {key: tuple(value.shape) for key, value in state.items()}
         if got != expected:
-            missing = [f"module.{k} {expected[k]}" for k in expected if k not in got]
-            unexpected = [f"{k} {got[k]}" for k in got if k not in expected]
-            wrong = [f"module.{k}: {got[k]}, expected {expected[k]}" for k in expected
-                     if k in got and got[k] != expected[k]]
             raise ValueError(
                 f"{path} does not hold LightCNN-29 v2 weights in the official layout (`state_dict` with keys "
                 f"module.conv1.filter.weight {expected['conv1.filter.weight']} ... module.fc.weight "
                 f"{expected['fc.weight']}, module.fc2.weight {expected['fc2.weight']}; {len(expected)} tensors). "
-                f"Missing: {missing[:5]}; unexpected: {unexpected[:5]}; wrong shape: {wrong[:5]}")
+                f"{layout_mismatch(got, expected, prefix='module.')}")
         for name, buffer in net.named_buffers():
             if name in state:
                 buffer.copy_(state[name])

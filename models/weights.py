@@ -56,6 +56,37 @@ def require(relative: str, made_by: str = "make setup") -> Path:
     return path
 
 
+def read_state_dict(path: str | os.PathLike, key: str | None, needs: str, hint: str = "") -> dict:
+    """The tensors under `key` of a user-supplied torch checkpoint (key None: under 'state_dict' if there is
+    one, else the whole dict), `module.` prefixes (DataParallel) removed. Every error names the file and
+    `needs`, the layout expected."""
+    import torch   # here: fetching weights must not need torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; {needs}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not readable as a torch checkpoint with weights_only=True ({error}); "
+                         f"expected {needs}{hint}") from error
+    state = None
+    if isinstance(checkpoint, dict):
+        state = checkpoint.get(key) if key is not None else checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise ValueError(f"{path}: expected {needs}; found {found}")
+    return {name.removeprefix("module."): value for name, value in state.items()}
+
+
+def layout_mismatch(got: dict, expected: dict, prefix: str = "") -> str:
+    """'Missing: ...; unexpected: ...; wrong shape: ...' between two {key: shape} layouts (first five of each)."""
+    missing = [f"{prefix}{k} {expected[k]}" for k in expected if k not in got]
+    unexpected = [f"{k} {got[k]}" for k in got if k not in expected]
+    wrong = [f"{prefix}{k}: {got[k]}, expected {expected[k]}" for k in expected if k in got and got[k] != expected[k]]
+    return f"Missing: {missing[:5]}; unexpected: {unexpected[:5]}; wrong shape: {wrong[:5]}"
+
+
 def mediapipe_asset(name: str) -> Path:
     """A file unpacked from the mediapipe wheel, e.g. 'face_landmark.tflite'."""
     return require(f"{MEDIAPIPE_DIR}/{name}", made_by="python -m models.weights fetch")
