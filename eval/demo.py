@@ -153,12 +153,13 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
     if recovered["rmse"] >= recovered["rmse_predicting_zero"]:
         lines.append(f"- Over all 267 parameters ours is not closer to the truth than the neutral face (RMSE "
                      f"{recovered['rmse']:.3f} vs {recovered['rmse_predicting_zero']:.3f}).")
-    if "visibility_quartiles" in recovered:
-        q4, zero = recovered["visibility_quartiles"]["Q4"], recovered["visibility_quartiles_predicting_zero"]["Q4"]
-        verdict = "closer to the truth than" if q4 < zero else "NOT closer to the truth than"
-        lines.append(f"- On the most visible quarter of the parameters ours is {verdict} the neutral face (RMSE "
-                     f"{q4:.3f} vs {zero:.3f}; mean correlation with the truth "
-                     f"{recovered['correlation_most_visible_quartile']:.2f}, 0 for any constant).")
+    if "visible" in recovered:
+        v = recovered["visible"]
+        verdict = ("closer to the truth than" if v["rmse"] < v["rmse_predicting_zero"]
+                   else "NOT closer to the truth than")
+        lines.append(f"- On the {len(v['parameters'])} visible parameters ours is {verdict} the neutral face (RMSE "
+                     f"{v['rmse']:.3f} vs {v['rmse_predicting_zero']:.3f}; per parameter: " + ", ".join(
+                         f"{name} r = {x['correlation']:.2f}" for name, x in v["parameters"].items()) + ").")
     lines += ["", "Likely reasons: most of the 267 parameters barely change a 64 px picture (bench/results/",
               "sensitivity.csv: half of them move a 256 px screenshot by under 0.05 grey levels per unit), so",
               "no method that looks at the picture can recover them and the overall RMSE mostly measures how",

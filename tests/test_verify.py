@@ -434,20 +434,23 @@ def test_callback_prefers_the_module_hook():
 
 
 def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
-    from eval.verify import recovery
+    from eval.verify import VISIBLE_GREY_LEVELS, recovery
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (200, 267))
-    visibility = np.arange(267, dtype=float)                # the last quartile is the most visible
+    visibility = np.linspace(0.0, 2.0, 267)                 # the last ones visible, the last quartile the most
+    visible = visibility >= VISIBLE_GREY_LEVELS
     predicted = np.zeros_like(truth)
-    predicted[:, -67:] = truth[:, -67:]                     # only the most visible parameters recovered
+    predicted[:, visible] = truth[:, visible]               # only the visible parameters recovered
     r = recovery(predicted, truth, visibility)
     assert r["visibility_quartiles"]["Q4"] == pytest.approx(0.0)
     assert r["visibility_quartiles_predicting_zero"]["Q4"] == pytest.approx(2.5 / np.sqrt(3), rel=0.05)
     assert r["visibility_quartiles"]["Q1"] == pytest.approx(r["visibility_quartiles_predicting_zero"]["Q1"])
-    assert r["correlation_most_visible_quartile"] == pytest.approx(1.0)
+    assert len(r["visible"]["parameters"]) == visible.sum()
+    assert r["visible"]["rmse"] == pytest.approx(0.0) and r["visible"]["correlation_mean"] == pytest.approx(1.0)
+    assert r["visible"]["rmse_predicting_zero"] == pytest.approx(2.5 / np.sqrt(3), rel=0.05)
     assert r["rmse"] < r["rmse_predicting_zero"]
-    assert recovery(np.zeros_like(truth), truth, visibility)["correlation_most_visible_quartile"] == 0.0
+    assert recovery(np.zeros_like(truth), truth, visibility)["visible"]["correlation_mean"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------- likeness
