@@ -74,6 +74,7 @@ class RegressionModule(LightningModule):
         differ_on_source: bool = False,
         mmd_sigma_features: float | None = None,
         mmd_sigma_params: float | None = None,
+        mmd_on_features: bool = True,
         l2_mode: Literal["mse", "norm"] = "mse",
         reconstruction_weight: float = 0.0,
         parameter_prior_weight: float = 0.0,
@@ -115,7 +116,8 @@ class RegressionModule(LightningModule):
         self.objective = CrossDomainObjective(
             imitator, f3d, fid, lambda_restored, lambda_domain, lambda_contrastive, lambda_consistency, beta=beta,
             differ_on_source=differ_on_source, mmd_sigma_features=mmd_sigma_features,
-            mmd_sigma_params=mmd_sigma_params, temperature=temperature, normalize_contrastive=normalize_contrastive,
+            mmd_sigma_params=mmd_sigma_params, mmd_on_features=mmd_on_features, temperature=temperature,
+            normalize_contrastive=normalize_contrastive,
             weight_3d=weight_3d, weight_id=weight_id, l2_mode=l2_mode,
         )
         self.quantizers = [m for m in encoder.modules() if isinstance(m, Quantizer)]  # plain list: not submodules

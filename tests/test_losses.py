@@ -120,6 +120,16 @@ def test_domain_loss_sums_features_and_parameters():
     torch.testing.assert_close(fixed["params"], mmd2(p_s, p_t, 5.0))
 
 
+
+def test_domain_loss_on_parameters_only_leaves_the_features_alone():
+    f_s = torch.randn(8, 1024, requires_grad=True)
+    f_t, p_s, p_t = torch.randn(8, 1024) + 0.3, torch.randn(8, 267, requires_grad=True), torch.randn(8, 267)
+    loss, terms = DomainLoss(on_features=False)(f_s, f_t, p_s, p_t)
+    loss.backward()
+    assert terms["features"] == 0 and f_s.grad is None
+    torch.testing.assert_close(loss, mmd2(p_s.detach(), p_t))
+    assert p_s.grad.abs().sum() > 0
+
 # ---------------------------------------------------------------- contrastive (InfoNCE, eq. 8)
 
 def eq8_by_hand(p: torch.Tensor, labels: list[int], tau: float, normalize: bool) -> torch.Tensor:
