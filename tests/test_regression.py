@@ -179,8 +179,9 @@ def test_one_pass_over_both_domains_splits_l_differ_per_domain(imitator_file, bu
 
 
 def test_tiny_overfit_drives_the_total_loss_down(imitator_file, built):
-    # Screenshots the imitator rendered and photos of 4 people: every term can fall (measured: 0.105 -> ~0.05).
-    module = tiny_module(imitator_file, optimizer=functools.partial(torch.optim.Adam, lr=1e-3)).train()
+    # Screenshots the imitator rendered and photos of 4 people: every term can fall. The regressor starts at the
+    # neutral face, with a head 100x smaller than PyTorch's default, hence the larger lr (measured: -36% in 30 steps).
+    module = tiny_module(imitator_file, optimizer=functools.partial(torch.optim.Adam, lr=3e-3)).train()
     optimizer, batch, losses = module.configure_optimizers(), rendered_batch(imitator_file), []
     for _ in range(30):
         total, terms, *_ = module.model_step(batch)
@@ -188,7 +189,7 @@ def test_tiny_overfit_drives_the_total_loss_down(imitator_file, built):
         total.backward()
         optimizer.step()
         losses.append(float(total.detach()))
-    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < 0.65 * losses[0], losses
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < 0.8 * losses[0], losses
 
 
 def test_fit_logs_every_term_codebook_stats_and_parameter_rmse(imitator_file, built, tmp_path):
