@@ -166,8 +166,11 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
               "close to 0 they stay; our only signal for them is the pixel loss through the 64 px demo imitator",
               "(PSNR 23.5 dB against the engine), and the demo trains for 300 steps where the paper trains for",
               "150 epochs. FastF2P is trained with a parameter loss on the game set, which ours by design (the",
-              "paper's eq. 12) does not use. The demo also leaves L_domain out: at this scale it collapses the",
-              "regression (bench/README.md has the runs)."]
+              "paper's eq. 12) does not use. Where a visible parameter correlates with the truth yet its RMSE is",
+              "above the neutral face's, the predictions are offset: the photo style lights and tones faces",
+              "differently from the game, the domain gap that L_domain is meant to close; but at this scale the",
+              "MMD, on the features or on the parameters alone, collapses the regression to one output for",
+              "every photo, so the demo trains without it (bench/README.md has the runs)."]
     return lines
 
 
