@@ -75,9 +75,12 @@ class RegressionModule(LightningModule):
         mmd_sigma_features: float | None = None,
         mmd_sigma_params: float | None = None,
         mmd_on_features: bool = True,
+        mmd_kernel: Literal["gaussian", "linear"] = "gaussian",
         l2_mode: Literal["mse", "norm"] = "mse",
         reconstruction_weight: float = 0.0,
         parameter_prior_weight: float = 0.0,
+        screenshot_supervision_weight: float = 0.0,
+        restore_against: Literal["screenshot", "imitator"] = "screenshot",
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -89,6 +92,9 @@ class RegressionModule(LightningModule):
         # alone; optimizer and scheduler live in the run's config.yaml.
         self.save_hyperparameters(ignore=["encoder", "regressor", "optimizer", "scheduler"])
         self.save_hyperparameters({"encoder": network_spec(encoder), "regressor": network_spec(regressor)})
+        if restore_against not in ("screenshot", "imitator"):
+            raise ValueError(f"restore_against must be 'screenshot' (eq. 3) or 'imitator' (G(p_true)), "
+                             f"got {restore_against!r}")
         if reconstruction_weight > 0 and encoder.decoder is None:
             raise ValueError("reconstruction_weight > 0 needs an image decoder: set "
                              "model.init_args.encoder.init_args.reconstruct: true")
@@ -116,7 +122,8 @@ class RegressionModule(LightningModule):
         self.objective = CrossDomainObjective(
             imitator, f3d, fid, lambda_restored, lambda_domain, lambda_contrastive, lambda_consistency, beta=beta,
             differ_on_source=differ_on_source, mmd_sigma_features=mmd_sigma_features,
-            mmd_sigma_params=mmd_sigma_params, mmd_on_features=mmd_on_features, temperature=temperature,
+            mmd_sigma_params=mmd_sigma_params, mmd_on_features=mmd_on_features, mmd_kernel=mmd_kernel,
+            temperature=temperature,
             normalize_contrastive=normalize_contrastive,
             weight_3d=weight_3d, weight_id=weight_id, l2_mode=l2_mode,
         )
@@ -180,8 +187,18 @@ class RegressionModule(LightningModule):
         images = torch.cat([target["image"], source["image"]])
         encoded, differ_target, differ_source = self.encode(images, split)
         f, p = self.regressor(encoded.features)
+        truth = target.get("parameters")
+        reference = target["image"]
+        if self.hparams.restore_against == "imitator":
+            if truth is None:
+                raise ValueError("restore_against: imitator needs the screenshots' parameters in "
+                                 "batch['target']['parameters'] (the game set's params.npy)")
+            # Not in the paper (eq. 3 compares with the screenshot): G(p_true) as the reference, so the
+            # imitator's own error cancels instead of being absorbed by the most visible parameters.
+            with torch.no_grad():
+                reference = self.objective.restored.imitator(truth.to(p.dtype))
         total, terms = self.objective(
-            DomainBatch(target["image"], f[:split], p[:split], differ_target),
+            DomainBatch(reference, f[:split], p[:split], differ_target),
             DomainBatch(source["image"], f[split:], p[split:], differ_source, source.get("identity")),
         )
         if self.hparams.reconstruction_weight > 0:  # optional: E/D also reconstruct both domains' images
@@ -194,6 +211,16 @@ class RegressionModule(LightningModule):
             prior = (p.float() / self.regressor.parameter_range).pow(2).mean()
             total = total + self.hparams.parameter_prior_weight * prior
             terms |= {"parameter_prior": prior.detach(), "total": total.detach()}
+        if self.hparams.screenshot_supervision_weight > 0:
+            if truth is None:
+                raise ValueError("screenshot_supervision_weight > 0 needs the screenshots' parameters in "
+                                 "batch['target']['parameters'] (the game set's params.npy)")
+            # Not in the paper (0 = off): the screenshots' true parameters are free, and an MSE on them teaches
+            # R the conditional mean -- the prior's mean for what a picture cannot show -- where the pixel loss
+            # through G leaves those parameters to imitator error. Photos stay unsupervised.
+            supervised = ((p[:split].float() - truth.float()) / self.regressor.parameter_range).pow(2).mean()
+            total = total + self.hparams.screenshot_supervision_weight * supervised
+            terms |= {"screenshot_supervision": supervised.detach(), "total": total.detach()}
         terms |= {f"codebook/{name}": value.detach().float() for name, value in encoded.stats.items()}
         return total, terms, p[:split], p[split:]
 

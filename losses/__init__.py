@@ -2,7 +2,7 @@
 from losses.consistency import ConsistencyLoss
 from losses.contrastive import ContrastiveLoss
 from losses.distributed import all_gather_with_grad
-from losses.domain import DomainLoss, mmd2
+from losses.domain import DomainLoss, linear_mmd2, mmd2
 from losses.frozen import Frozen
 from losses.objective import CrossDomainObjective, DomainBatch
 from losses.restored import RestoredLoss
@@ -16,5 +16,6 @@ __all__ = [
     "Frozen",
     "RestoredLoss",
     "all_gather_with_grad",
+    "linear_mmd2",
     "mmd2",
 ]

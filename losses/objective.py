@@ -45,6 +45,7 @@ class CrossDomainObjective(nn.Module):
         mmd_sigma_params: float | None = None,
         mmd_scales: tuple[float, ...] = BANDWIDTH_SCALES,
         mmd_on_features: bool = True,
+        mmd_kernel: str = "gaussian",
         temperature: float = 0.07,
         normalize_contrastive: bool = True,
         weight_3d: float = 1.0,
@@ -58,7 +59,7 @@ class CrossDomainObjective(nn.Module):
         # The imitator lives here even when lambda_restored is 0: the consistency term renders with it.
         self.restored = RestoredLoss(imitator, beta, l2_mode)
         self.domain = DomainLoss(mmd_sigma_features, mmd_sigma_params, mmd_scales, gather,
-                                 mmd_on_features) if lambda_domain else None
+                                 mmd_on_features, mmd_kernel) if lambda_domain else None
         self.contrastive = ContrastiveLoss(temperature, normalize_contrastive, gather) if lambda_contrastive else None
         self.consistency = ConsistencyLoss(f3d, fid, weight_3d, weight_id, l2_mode) if lambda_consistency else None
         # Eq. 4 takes L_differ over screenshots; True adds the photos' commitment term as well.

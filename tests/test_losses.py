@@ -20,6 +20,7 @@ from losses import (
     DomainLoss,
     Frozen,
     RestoredLoss,
+    linear_mmd2,
     mmd2,
 )
 from losses.domain import BANDWIDTH_SCALES
@@ -129,6 +130,27 @@ def test_domain_loss_on_parameters_only_leaves_the_features_alone():
     assert terms["features"] == 0 and f_s.grad is None
     torch.testing.assert_close(loss, mmd2(p_s.detach(), p_t))
     assert p_s.grad.abs().sum() > 0
+
+
+def test_linear_mmd_is_the_squared_distance_of_the_means_per_dimension():
+    x, y = torch.tensor([[0.0, 2.0], [2.0, 2.0]]), torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    # means (1, 2) and (1, 0.5): ((1 - 1)^2 + (2 - 0.5)^2) / 2 dimensions
+    torch.testing.assert_close(linear_mmd2(x, y), torch.tensor(1.125))
+    spread = torch.randn(64, 16)
+    assert linear_mmd2(spread, spread.flip(0)) < 1e-10   # same set, any order: the spread does not count
+
+
+def test_linear_kernel_domain_loss_moves_only_the_means():
+    p_s = (torch.randn(16, 267) + 0.5).requires_grad_()
+    p_t, f_s, f_t = torch.randn(16, 267), torch.randn(16, 1024), torch.randn(16, 1024)
+    loss, terms = DomainLoss(kernel="linear")(f_s, f_t, p_s, p_t)
+    torch.testing.assert_close(terms["params"], linear_mmd2(p_s.detach(), p_t))
+    loss.backward()
+    # Every photo gets the same push (towards the screenshots' mean): the loss cannot reward a collapse.
+    torch.testing.assert_close(p_s.grad, p_s.grad[:1].expand_as(p_s.grad))
+    with pytest.raises(ValueError, match="kernel"):
+        DomainLoss(kernel="laplace")
+
 
 # ---------------------------------------------------------------- contrastive (InfoNCE, eq. 8)
 

@@ -359,6 +359,21 @@ def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, mon
     assert (run_dir / "images" / "tsne-epoch000.png").is_file()
 
 
+def test_supervised_demo_overlay_trains_without_the_imitator_terms(imitator_file, tmp_path, monkeypatch):
+    """experiments/demo/supervised.yaml on top of the demo: its terms are the ones logged, nothing else."""
+    from lightning_modules.cli import main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["lightning_modules.cli"])
+    cli = main(demo_args(tmp_path, imitator_file, "--config", "experiments/demo/supervised.yaml",
+                         "--trainer.callbacks", "null"))
+    logged = set(cli.trainer.callback_metrics)
+    assert {"val/screenshot_supervision", "val/domain/params", "val/contrastive", "val/parameter_prior"} <= logged
+    assert not {"val/restored", "val/consistency"} & logged
+    assert cli.model.objective.domain.kernel == "linear" and not cli.model.objective.domain.on_features
+    assert (tmp_path / "runs" / "demo-supervised" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
     """The real path: the demo config with the ddp overlay, 2 gloo processes launched by Lightning."""
@@ -392,3 +407,40 @@ def test_parameter_prior_is_off_by_default_and_adds_its_term_when_on(imitator_fi
     total, terms, p_target, p_source = module.model_step(batch)
     p = torch.cat([p_target, p_source]) / 2.5
     assert torch.allclose(terms["parameter_prior"], p.pow(2).mean(), atol=1e-6)
+
+
+def test_screenshot_supervision_is_the_target_parameter_mse_and_never_sees_photo_truth(imitator_file, built):
+    batch = fake_batch()
+    _, terms_off, _, _ = tiny_module(imitator_file).model_step(batch)
+    assert "screenshot_supervision" not in terms_off
+    module = tiny_module(imitator_file, screenshot_supervision_weight=2.0)
+    torch.manual_seed(1)  # the codebooks' k-means initialisation draws from it
+    total, terms, p_target, _ = module.model_step(batch)
+    expected = ((p_target - batch["target"]["parameters"]) / 2.5).pow(2).mean()
+    assert torch.allclose(terms["screenshot_supervision"], expected, atol=1e-6)
+    # Photos carry no usable truth in real data: changing theirs must not change the term.
+    batch["source"]["parameters"] = torch.full_like(batch["source"]["parameters"], float("nan"))
+    module = tiny_module(imitator_file, screenshot_supervision_weight=2.0)
+    torch.manual_seed(1)
+    _, terms_nan, _, _ = module.model_step(batch)
+    assert torch.allclose(terms_nan["screenshot_supervision"], terms["screenshot_supervision"])
+
+
+def test_screenshot_supervision_without_target_parameters_names_what_is_missing(imitator_file, built):
+    batch = fake_batch()
+    del batch["target"]["parameters"]
+    with pytest.raises(ValueError, match="screenshot_supervision_weight"):
+        tiny_module(imitator_file, screenshot_supervision_weight=1.0).model_step(batch)
+
+
+def test_restoring_against_the_imitator_compares_with_its_picture_of_the_true_parameters(imitator_file, built):
+    batch = fake_batch()
+    module = tiny_module(imitator_file, restore_against="imitator")
+    torch.manual_seed(1)
+    _, terms, p_target, _ = module.model_step(batch)
+    imitator = module.objective.restored.imitator
+    with torch.no_grad():
+        expected = F.mse_loss(imitator(p_target), imitator(batch["target"]["parameters"]))
+    torch.testing.assert_close(terms["restored/param"], expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="restore_against"):
+        tiny_module(imitator_file, restore_against="engine")

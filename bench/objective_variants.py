@@ -1,0 +1,131 @@
+"""Which objective lets the demo regression recover parameters, and where do its offsets come from? As JSON.
+
+    python -m bench.objective_variants [NAME ...] [--out bench/results/objective_variants]
+
+Each variant is experiments/demo/main.yaml (300 steps, seed 1234) with the command-line overrides in
+VARIANTS, trained through the LightningCLI into runs/variant-NAME (reused when it has a last.ckpt; no image
+callbacks). Each checkpoint is then scored on three sets with known parameters:
+    screenshots   the demo game set's validation rows (data/game-game-64, split.json), the target domain
+    photos        the demo photo set's validation identities (data/photo-64), the training source domain
+    benchmark     the demo's held-out benchmark (eval/demo.py: other people, the "realistic" prior, extras)
+and for each: RMSE over all 267 parameters against predicting 0 (the neutral face, the prior's mean), the mean
+|offset| (mean prediction minus mean truth) over the 267, and for the visible parameters (eval/verify.py:
+VISIBLE_GREY_LEVELS) the correlation, offset and slope of prediction on truth. Needs the demo imitator
+(runs/demo-imitator) and renders the sets it lacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SUPERVISED = ["--model.init_args.screenshot_supervision_weight", "1.0", "--model.init_args.parameter_prior_weight", "0"]
+LINEAR_DOMAIN = ["--model.init_args.lambda_domain", "1.0", "--model.init_args.mmd_kernel", "linear",
+                 "--model.init_args.mmd_on_features", "false"]
+
+
+def without(*terms: str) -> list[str]:
+    return [arg for term in terms for arg in (f"--model.init_args.lambda_{term}", "0")]
+
+
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "demo": ("experiments/demo/main.yaml as it is: the paper's terms but L_domain, prior 0.2", []),
+    "sup": ("+ supervision, no prior", SUPERVISED),
+    "sup_only": ("supervision alone", SUPERVISED + without("restored", "contrastive", "consistency")),
+    "sup_restored": ("supervision + L_restored", SUPERVISED + without("contrastive", "consistency")),
+    "sup_linear_domain_all": ("+ supervision, no prior, linear L_domain", SUPERVISED + LINEAR_DOMAIN),
+    "sup_restored_vs_G": ("+ supervision, L_restored against G(p_true), linear L_domain", SUPERVISED + LINEAR_DOMAIN
+                          + ["--model.init_args.restore_against", "imitator"]),
+    "sup_linear_domain": ("supervision + linear L_domain", SUPERVISED + LINEAR_DOMAIN
+                          + without("restored", "contrastive", "consistency")),
+    "sup_consistency": ("supervision + L_consistency", SUPERVISED + without("restored", "contrastive")),
+    "sup_linear_domain_contrastive": ("supervision + linear L_domain + L_contrastive", SUPERVISED + LINEAR_DOMAIN
+                                      + without("restored", "consistency")),
+    "supervised_yaml": ("experiments/demo/supervised.yaml (the above + prior 1)",
+                        ["--config", "experiments/demo/supervised.yaml"]),
+}
+
+
+def train(name: str, overrides: list[str]) -> Path:
+    run = REPO / "runs" / f"variant-{name}"
+    checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        command = [sys.executable, "-m", "lightning_modules.cli", "fit", "--config", "experiments/demo/main.yaml",
+                   *overrides, "--run.name", run.name, "--run.wandb", "false", "--trainer.callbacks", "null",
+                   "--trainer.enable_progress_bar", "false"]
+        subprocess.run(command, check=True, cwd=REPO)
+    return checkpoint
+
+
+def summary(predicted: np.ndarray, truth: np.ndarray, visible: np.ndarray, names: list[str]) -> dict:
+    """RMSE against the neutral face, mean |offset|, and per visible parameter correlation, offset and slope."""
+    from eval.verify import pearson
+
+    error = predicted - truth
+    correlation = pearson(predicted, truth)
+    per_parameter = {}
+    for i in visible:
+        spread = truth[:, i].var()
+        slope = float(np.cov(truth[:, i], predicted[:, i], bias=True)[0, 1] / spread) if spread > 0 else 0.0
+        per_parameter[names[i]] = {"correlation": float(correlation[i]), "offset": float(error[:, i].mean()),
+                                   "slope": slope}
+    return {"count": len(truth), "rmse": float(np.sqrt((error ** 2).mean())),
+            "rmse_predicting_zero": float(np.sqrt((truth ** 2).mean())),
+            "mean_abs_offset": float(np.abs(error.mean(0)).mean()),
+            "visible": per_parameter}
+
+
+def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """name -> (images (N, 3, 64, 64) in [0, 1], true parameters (N, 267))."""
+    from datamodules.screenshots import load_image, open_screenshot_set
+    from eval.demo import load_benchmark
+
+    def read(root: str, rows) -> tuple[torch.Tensor, np.ndarray]:
+        screenshots = open_screenshot_set(REPO / root)
+        images = np.stack([load_image(screenshots.files[i], 64) for i in rows])
+        return torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).float() / 255, screenshots.parameters[rows]
+
+    game_split = json.loads((REPO / "data/game-game-64/split.json").read_text())
+    photo_split = json.loads((REPO / "data/photo-64/identity_split.json").read_text())
+    photo_people = np.load(REPO / "data/photo-64/identities.npy")
+    bench = load_benchmark()
+    rows = range(bench.num_images)
+    bench_images = np.stack([bench.image(i) for i in rows])
+    return {"screenshots": read("data/game-game-64", game_split["val"]),
+            "photos": read("data/photo-64", np.flatnonzero(np.isin(photo_people, photo_split["val"]))),
+            "benchmark": (torch.from_numpy(bench_images.transpose(0, 3, 1, 2).copy()).float() / 255,
+                          bench.parameters)}
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
+    parser.add_argument("--out", default="bench/results/objective_variants")
+    args = parser.parse_args(argv)
+    from eval.verify import VISIBLE_GREY_LEVELS, ParameterDescriptor, load_regression, read_visibility
+    from game import parameters as P
+
+    checkpoints = {name: train(name, VARIANTS[name][1]) for name in args.names}
+    sets = held_out_sets()
+    visible = np.flatnonzero(read_visibility() >= VISIBLE_GREY_LEVELS)
+    out = REPO / args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for name, checkpoint in checkpoints.items():
+        descriptor = ParameterDescriptor(name, *load_regression(checkpoint))
+        result = {"variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1]}
+        for set_name, (images, truth) in sets.items():
+            predicted = torch.cat([descriptor(images[i:i + 100]) for i in range(0, len(images), 100)]).numpy()
+            result[set_name] = summary(predicted, truth, visible, P.names())
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(name, {s: round(result[s]["rmse"] / result[s]["rmse_predicting_zero"], 4) for s in sets}, flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
