@@ -81,6 +81,22 @@ def summary(predicted: np.ndarray, truth: np.ndarray, visible: np.ndarray, names
             "visible": per_parameter}
 
 
+def table(results: list[dict]) -> str:
+    """Markdown: per variant, RMSE over the neutral face's per set, and skin tone / hair colour offset and r."""
+    sets = ("screenshots", "photos", "benchmark")
+    lines = ["| variant | RMSE / neutral face: " + " / ".join(sets) + " | mean abs offset (benchmark) | "
+             "skin tone offset, r: screenshots / benchmark | hair colour offset, r: screenshots / benchmark |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        ratios = " / ".join(f"{r[s]['rmse'] / r[s]['rmse_predicting_zero']:.4f}" for s in sets)
+        cells = []
+        for name in ("skin_tone", "hair_color"):
+            cells.append(" / ".join(f"{r[s]['visible'][name]['offset']:+.2f}, {r[s]['visible'][name]['correlation']:.2f}"
+                                    for s in ("screenshots", "benchmark")))
+        lines.append(f"| {r['variant']} | {ratios} | {r['benchmark']['mean_abs_offset']:.3f} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """name -> (images (N, 3, 64, 64) in [0, 1], true parameters (N, 267))."""
     from datamodules.screenshots import load_image, open_screenshot_set
@@ -103,11 +119,22 @@ def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
                           bench.parameters)}
 
 
-def main(argv=None) -> Path:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="variants to train (if missing) and score; all by default: " + ", ".join(VARIANTS))
     parser.add_argument("--out", default="bench/results/objective_variants")
     args = parser.parse_args(argv)
+    # Checked here, not with choices=: Python 3.11's argparse checks an empty "*" list against the choices.
+    unknown = [name for name in args.names if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    args.names = args.names or list(VARIANTS)
+    return args
+
+
+def main(argv=None) -> Path:
+    args = parse_args(argv)
     from eval.verify import VISIBLE_GREY_LEVELS, ParameterDescriptor, load_regression, read_visibility
     from game import parameters as P
 
@@ -116,6 +143,7 @@ def main(argv=None) -> Path:
     visible = np.flatnonzero(read_visibility() >= VISIBLE_GREY_LEVELS)
     out = REPO / args.out
     out.mkdir(parents=True, exist_ok=True)
+    results = []
     for name, checkpoint in checkpoints.items():
         descriptor = ParameterDescriptor(name, *load_regression(checkpoint))
         result = {"variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1]}
@@ -123,7 +151,9 @@ def main(argv=None) -> Path:
             predicted = torch.cat([descriptor(images[i:i + 100]) for i in range(0, len(images), 100)]).numpy()
             result[set_name] = summary(predicted, truth, visible, P.names())
         (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        results.append(result)
         print(name, {s: round(result[s]["rmse"] / result[s]["rmse_predicting_zero"], 4) for s in sets}, flush=True)
+    (out / "TABLE.md").write_text(table(results))
     return out
 
 

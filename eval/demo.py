@@ -170,7 +170,7 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
               "sensitivity.csv: half of them move a 256 px screenshot by under 0.05 grey levels per unit). For",
               "those the best any method can do is the prior's mean, the neutral face, so the overall RMSE mostly",
               "measures how close to 0 they stay; even trained directly on the screenshots' true parameters, the",
-              "demo networks get only ~0.3% below the neutral face's RMSE on held-out SCREENSHOTS. Under the",
+              "demo networks get only ~0.2% below the neutral face's RMSE on held-out SCREENSHOTS. Under the",
               "paper's pixel loss (ours) the most visible parameters also absorb what the neutral guesses for the",
               "invisible ones get wrong in pixels (the mean face is not the face of the means): skin tone and hair",
               "colour read with high correlation but offset by about +1 / -1 unit, on screenshots as on photos.",

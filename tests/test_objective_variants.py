@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bench.objective_variants import VARIANTS, summary
+from bench.objective_variants import VARIANTS, parse_args, summary
 
 
 def test_summary_separates_offset_slope_and_correlation():
@@ -30,3 +30,10 @@ def test_every_variant_overrides_known_init_args_and_the_supervised_one_is_the_y
         keys = [flag.removeprefix("--model.init_args.") for flag in overrides[::2] if flag.startswith("--model.")]
         assert set(keys) <= known, name
     assert VARIANTS["supervised_yaml"][1] == ["--config", "experiments/demo/supervised.yaml"]
+
+
+def test_command_line_defaults_to_every_variant_and_rejects_unknown_ones():
+    assert parse_args([]).names == list(VARIANTS)
+    assert parse_args(["sup_only", "demo"]).names == ["sup_only", "demo"]
+    with pytest.raises(SystemExit):
+        parse_args(["no_such_variant"])
