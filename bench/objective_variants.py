@@ -56,7 +56,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "supervised_yaml": ("experiments/demo/supervised.yaml (the above + prior 1)",
                         ["--config", "experiments/demo/supervised.yaml"]),
     "supervised_yaml_extras": ("supervised.yaml, source photos with the benchmark's extras (other people)",
-                               ["--config", "experiments/demo/supervised.yaml", "--data.init_args.source", EXTRAS_SOURCE]),
+                               ["--config", "experiments/demo/supervised.yaml",
+                                "--data.init_args.source", EXTRAS_SOURCE]),
 }
 
 
@@ -99,9 +100,10 @@ def table(results: list[dict]) -> str:
         ratios = " / ".join(f"{r[s]['rmse'] / r[s]['rmse_predicting_zero']:.4f}" for s in sets)
         cells = []
         for name in ("skin_tone", "hair_color"):
-            cells.append(" / ".join(f"{r[s]['visible'][name]['offset']:+.2f}, {r[s]['visible'][name]['correlation']:.2f}"
-                                    for s in ("screenshots", "benchmark")))
-        lines.append(f"| {r['variant']} | {ratios} | {r['benchmark']['mean_abs_offset']:.3f} | {cells[0]} | {cells[1]} |")
+            read = [r[s]["visible"][name] for s in ("screenshots", "benchmark")]
+            cells.append(" / ".join(f"{x['offset']:+.2f}, {x['correlation']:.2f}" for x in read))
+        offset = r["benchmark"]["mean_abs_offset"]
+        lines.append(f"| {r['variant']} | {ratios} | {offset:.3f} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 

@@ -187,42 +187,50 @@ class RegressionModule(LightningModule):
         images = torch.cat([target["image"], source["image"]])
         encoded, differ_target, differ_source = self.encode(images, split)
         f, p = self.regressor(encoded.features)
-        truth = target.get("parameters")
         reference = target["image"]
         if self.hparams.restore_against == "imitator":
-            if truth is None:
-                raise ValueError("restore_against: imitator needs the screenshots' parameters in "
-                                 "batch['target']['parameters'] (the game set's params.npy)")
             # Not in the paper (eq. 3 compares with the screenshot): G(p_true) as the reference, so the
-            # imitator's own error cancels instead of being absorbed by the most visible parameters.
+            # imitator's own error cancels out of L_restored.
+            truth = self._truth(target, "restore_against: imitator")
             with torch.no_grad():
                 reference = self.objective.restored.imitator(truth.to(p.dtype))
         total, terms = self.objective(
             DomainBatch(reference, f[:split], p[:split], differ_target),
             DomainBatch(source["image"], f[split:], p[split:], differ_source, source.get("identity")),
         )
-        if self.hparams.reconstruction_weight > 0:  # optional: E/D also reconstruct both domains' images
-            reconstruction = F.mse_loss(self.encoder.decode(encoded.features).float(), images.float())
-            total = total + self.hparams.reconstruction_weight * reconstruction
-            terms |= {"reconstruction": reconstruction.detach(), "total": total.detach()}
-        if self.hparams.parameter_prior_weight > 0:
-            # Not in the paper (0 = off): a Gaussian prior pulling parameters the images say little about
-            # towards the neutral face, instead of letting imitator error push them to the range limits.
-            prior = (p.float() / self.regressor.parameter_range).pow(2).mean()
-            total = total + self.hparams.parameter_prior_weight * prior
-            terms |= {"parameter_prior": prior.detach(), "total": total.detach()}
-        if self.hparams.screenshot_supervision_weight > 0:
-            if truth is None:
-                raise ValueError("screenshot_supervision_weight > 0 needs the screenshots' parameters in "
-                                 "batch['target']['parameters'] (the game set's params.npy)")
-            # Not in the paper (0 = off): the screenshots' true parameters are free, and an MSE on them teaches
-            # R the conditional mean -- the prior's mean for what a picture cannot show -- where the pixel loss
-            # through G leaves those parameters to imitator error. Photos stay unsupervised.
-            supervised = ((p[:split].float() - truth.float()) / self.regressor.parameter_range).pow(2).mean()
-            total = total + self.hparams.screenshot_supervision_weight * supervised
-            terms |= {"screenshot_supervision": supervised.detach(), "total": total.detach()}
+        for name, (weight, value) in self.extra_terms(encoded, images, p, target).items():
+            total = total + weight * value
+            terms |= {name: value.detach(), "total": total.detach()}
         terms |= {f"codebook/{name}": value.detach().float() for name, value in encoded.stats.items()}
         return total, terms, p[:split], p[split:]
+
+    def extra_terms(self, encoded: VQVAE2Output, images: torch.Tensor, p: torch.Tensor,
+                    target: dict) -> dict[str, tuple[float, torch.Tensor]]:
+        """The terms outside eq. 12, each off at weight 0 (the paper's setting): name -> (weight, value)."""
+        h, split, extras = self.hparams, target["image"].shape[0], {}
+        if h.reconstruction_weight > 0:  # E/D also reconstruct both domains' images
+            reconstruction = F.mse_loss(self.encoder.decode(encoded.features).float(), images.float())
+            extras["reconstruction"] = (h.reconstruction_weight, reconstruction)
+        if h.parameter_prior_weight > 0:
+            # A Gaussian prior pulling parameters the images say little about towards the neutral face, instead
+            # of letting imitator error push them to the range limits.
+            extras["parameter_prior"] = (h.parameter_prior_weight,
+                                         (p.float() / self.regressor.parameter_range).pow(2).mean())
+        if h.screenshot_supervision_weight > 0:
+            # The screenshots' true parameters are free: an MSE on them teaches R the conditional mean (the
+            # prior's mean for what a picture cannot show). Photos stay unsupervised.
+            truth = self._truth(target, "screenshot_supervision_weight > 0").float()
+            error = (p[:split].float() - truth) / self.regressor.parameter_range
+            extras["screenshot_supervision"] = (h.screenshot_supervision_weight, error.pow(2).mean())
+        return extras
+
+    @staticmethod
+    def _truth(target: dict, option: str) -> torch.Tensor:
+        truth = target.get("parameters")
+        if truth is None:
+            raise ValueError(f"{option} needs the screenshots' true parameters in batch['target']['parameters'] "
+                             f"(a game set's parameters.npy or parameters.csv)")
+        return truth
 
     def _log_step(self, stage: str, batch: dict, total, terms, p_target, p_source) -> None:
         size = batch["target"]["image"].shape[0]
