@@ -30,6 +30,7 @@ LINEAR_DOMAIN = ["--model.init_args.lambda_domain", "1.0", "--model.init_args.mm
                  "--model.init_args.mmd_on_features", "false"]
 
 
+MIX_IMITATOR = "runs/demo-imitator-mix"   # experiments/demo/imitator_neutral_mix.yaml
 # The demo's photo source, rendered with the benchmark's expressions, glasses and occluders (eval/demo.py).
 EXTRAS_SOURCE = ("{kind: synthetic, root: data/photo-64-extras, identities_per_batch: 8, photos_per_identity: 2, "
                  "generate: {count: 1200, size: 64, seed: 1, renders_per_identity: 4, "
@@ -55,20 +56,28 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                       + without("restored", "consistency")),
     "supervised_yaml": ("experiments/demo/supervised.yaml (the above + prior 1)",
                         ["--config", "experiments/demo/supervised.yaml"]),
+    "demo_mix_imitator": ("demo through an imitator trained on the neutral_mix prior",
+                          ["--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
     "supervised_yaml_extras": ("supervised.yaml, source photos with the benchmark's extras (other people)",
                                ["--config", "experiments/demo/supervised.yaml",
                                 "--data.init_args.source", EXTRAS_SOURCE]),
 }
 
 
+def fit(arguments: list[str]) -> None:
+    command = [sys.executable, "-m", "lightning_modules.cli", "fit", *arguments, "--run.wandb", "false"]
+    subprocess.run(command, check=True, cwd=REPO)
+
+
 def train(name: str, overrides: list[str]) -> Path:
+    """The variant's last.ckpt, trained first if its run (or the imitator it names) is missing."""
+    if MIX_IMITATOR in overrides and not any((REPO / MIX_IMITATOR).glob("version_*/checkpoints/last.ckpt")):
+        fit(["--config", "experiments/demo/imitator.yaml", "--config", "experiments/demo/imitator_neutral_mix.yaml"])
     run = REPO / "runs" / f"variant-{name}"
     checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
-        command = [sys.executable, "-m", "lightning_modules.cli", "fit", "--config", "experiments/demo/main.yaml",
-                   *overrides, "--run.name", run.name, "--run.wandb", "false", "--trainer.callbacks", "null",
-                   "--trainer.enable_progress_bar", "false"]
-        subprocess.run(command, check=True, cwd=REPO)
+        fit(["--config", "experiments/demo/main.yaml", *overrides, "--run.name", run.name,
+             "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false"])
     return checkpoint
 
 

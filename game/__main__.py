@@ -97,8 +97,9 @@ def main(argv=None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--renders-per-identity", type=int, default=4, help="photo style: photos per person")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    gen.add_argument("--prior", choices=("uniform", "realistic"), default="uniform",
-                     help="parameter distribution: the paper's uniform one, or correlated 'realistic' faces")
+    gen.add_argument("--prior", choices=("uniform", "realistic", "neutral_mix"), default="uniform",
+                     help="parameter distribution: the paper's uniform one, correlated 'realistic' faces, or "
+                          "'neutral_mix' (half uniform, half with random sliders at 0: for an imitator)")
     for extra in ("expressions", "glasses", "occluders"):
         gen.add_argument(f"--{extra}", type=float, default=0.0, help=f"photo style: probability of {extra} per photo")
     gen.set_defaults(run=_generate)

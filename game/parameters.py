@@ -91,7 +91,7 @@ def sample_uniform(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.uniform(LOW, HIGH, size=(count, NUM_PARAMETERS)).astype(np.float32)
 
 
-PRIORS = ("uniform", "realistic")
+PRIORS = ("uniform", "realistic", "neutral_mix")
 
 
 def sample_realistic(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -112,7 +112,22 @@ def sample_prior(rng: np.random.Generator, count: int, prior: str = "uniform") -
         return sample_uniform(rng, count)
     if prior == "realistic":
         return sample_realistic(rng, count)
+    if prior == "neutral_mix":
+        return sample_neutral_mix(rng, count)
     raise ValueError(f"unknown prior {prior!r}; choose one of {PRIORS}")
+
+
+def sample_neutral_mix(rng: np.random.Generator, count: int) -> np.ndarray:
+    """For an imitator: half the rows uniform, half with a random fraction of the sliders left at 0 (neutral).
+
+    A regressor's answer for a slider the picture does not show is the prior's mean, 0; an imitator trained on
+    the uniform prior alone never saw such vectors (its picture of the neutral face is ~10 dB worse than of a
+    random one, bench/README.md) and the pixel loss through it then pays for that error.
+    """
+    values = sample_uniform(rng, count)
+    # Drawn per row (datasets draw one row per generator): full rows with probability 1/2.
+    keep_fraction = np.where(rng.uniform(size=count) < 0.5, 1.0, rng.uniform(0.0, 1.0, count))[:, None]
+    return np.where(rng.uniform(size=values.shape) < keep_fraction, values, 0.0).astype(np.float32)
 
 
 def describe() -> str:

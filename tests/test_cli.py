@@ -90,3 +90,20 @@ def test_a_new_run_never_reuses_a_folder_with_checkpoints(tmp_path):
     assert resolve_run_dir(run, str(old)) == old.parent.parent  # a checkpoint's own run
     with pytest.raises(FileExistsError, match="resume it with --ckpt_path last"):
         resolve_run_dir(RunConfig(name="x", root=str(tmp_path), version="version_0"))
+
+
+def test_neutral_mix_imitator_overlay_renders_its_set_with_that_prior(tmp_path):
+    """experiments/demo/imitator_neutral_mix.yaml: generates a missing set with the neutral_mix prior."""
+    root = tmp_path / "mix"
+    cli = main(["fit", "--config", DEMO, "--config", "experiments/demo/imitator_neutral_mix.yaml",
+                "--data.init_args.target_root", str(root), "--data.init_args.generate",
+                "{count: 20, size: 64, seed: 0, prior: neutral_mix}", "--data.init_args.batch_size", "8",
+                "--data.init_args.num_workers", "0", "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
+                "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
+                "false"])
+    assert cli.trainer.global_step == 1
+    assert (tmp_path / "runs" / "demo-imitator-mix" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    import json
+    import numpy as np
+    assert json.loads((root / "manifest.json").read_text())["prior"] == "neutral_mix"
+    assert (np.load(root / "parameters.npy") == 0).mean() > 0.05

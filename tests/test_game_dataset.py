@@ -153,6 +153,16 @@ def test_realistic_prior_is_narrower_and_correlated_within_groups():
         P.sample_prior(rng, 1, "gaussian")
 
 
+def test_neutral_mix_prior_keeps_half_the_rows_uniform_and_leaves_sliders_at_neutral_in_the_rest():
+    # One row per generator, as game.dataset draws them.
+    values = np.concatenate([P.sample_prior(np.random.default_rng([0, i]), 1, "neutral_mix") for i in range(2000)])
+    assert P.validate(values).shape == (2000, P.NUM_PARAMETERS)
+    at_neutral = (values == 0).mean(1)
+    full, mixed = values[at_neutral == 0], at_neutral[at_neutral > 0]
+    assert 0.45 < len(full) / len(values) < 0.55 and abs(full.std() - 5 / np.sqrt(12)) < 0.02   # U[-2.5, 2.5]
+    assert 0.4 < mixed.mean() < 0.6 and mixed.max() > 0.95
+
+
 def test_rendering_then_importing_the_training_stack_does_not_crash():
     """triton and Mesa's llvmpipe both bundle LLVM; the renderer loads triton first so any import order works."""
     import subprocess
