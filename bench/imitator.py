@@ -1,11 +1,12 @@
 """How well a trained imitator imitates the engine: PSNR and SSIM on fresh parameter vectors, as JSON.
 
     python -m bench.imitator --checkpoint runs/imitator/version_0/checkpoints/last.ckpt \
-        [--count 1000] [--seed 20211020] [--out bench/results/imitator.json]
+        [--count 1000] [--seed 20211020] [--scale 1.0] [--out bench/results/imitator.json]
 
 The vectors are drawn from the game's prior U[-2.5, 2.5]^267 with a seed of their own, so they are
 held out from any training set (a match has probability zero). The engine renders them at the
-imitator's output size in the `game` style.
+imitator's output size in the `game` style. `--scale s` multiplies them by s: 0 is the neutral face, small
+values the near-neutral vectors a regressor gives for sliders a picture does not show.
 """
 from __future__ import annotations
 
@@ -66,13 +67,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of lightning_modules.imitator")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the vectors (0: the neutral face)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="bench/results/imitator.json")
     args = parser.parse_args(argv)
 
     net = load_network(args.checkpoint)
-    parameters = held_out_parameters(args.count, args.seed, net.num_parameters)
+    parameters = held_out_parameters(args.count, args.seed, net.num_parameters) * np.float32(args.scale)
     started = time.perf_counter()
     metrics = evaluate(net, parameters, args.batch_size, args.device)
     report = {
@@ -80,7 +82,7 @@ def main(argv=None) -> dict:
         "image_size": net.image_size,
         "count": args.count,
         "seed": args.seed,
-        "prior": "uniform [-2.5, 2.5]",
+        "prior": "uniform [-2.5, 2.5]" if args.scale == 1 else f"uniform [-2.5, 2.5] x {args.scale:g}",
         "device": args.device,
         **metrics,
         "seconds": round(time.perf_counter() - started, 2),

@@ -58,6 +58,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                         ["--config", "experiments/demo/supervised.yaml"]),
     "demo_mix_imitator": ("demo through an imitator trained on the neutral_mix prior",
                           ["--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
+    "supervised_yaml_restored_mix": ("supervised.yaml with L_restored and L_consistency back, through the "
+                                     "neutral_mix imitator",
+                                     ["--config", "experiments/demo/supervised.yaml", "--model.init_args.lambda_restored",
+                                      "1.0", "--model.init_args.lambda_consistency", "0.02",
+                                      "--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
     "supervised_yaml_extras": ("supervised.yaml, source photos with the benchmark's extras (other people)",
                                ["--config", "experiments/demo/supervised.yaml",
                                 "--data.init_args.source", EXTRAS_SOURCE]),

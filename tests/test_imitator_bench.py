@@ -28,6 +28,16 @@ def test_bench_reports_psnr_and_ssim_as_json(tmp_path, monkeypatch):
     assert np.isfinite(report["psnr_db"]) and -1.0 <= report["ssim"] <= 1.0
 
 
+def test_scale_zero_asks_for_the_neutral_face(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "render_with_engine",
+                        lambda p, size: seen.append(p) or np.stack([fake_render(row, size) for row in p]))
+    write_checkpoint(tmp_path / "imitator.ckpt", Imitator(image_size=64))
+    report = bench.main(["--checkpoint", str(tmp_path / "imitator.ckpt"), "--count", "3", "--scale", "0",
+                         "--device", "cpu", "--out", str(tmp_path / "report.json")])
+    assert not np.concatenate(seen).any() and report["prior"] == "uniform [-2.5, 2.5] x 0"
+
+
 def test_held_out_parameters_are_seeded_and_in_range():
     a, b = bench.held_out_parameters(5, 1), bench.held_out_parameters(5, 1)
     np.testing.assert_array_equal(a, b)
