@@ -60,8 +60,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                           ["--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
     "supervised_yaml_restored_mix": ("supervised.yaml with L_restored and L_consistency back, through the "
                                      "neutral_mix imitator",
-                                     ["--config", "experiments/demo/supervised.yaml", "--model.init_args.lambda_restored",
-                                      "1.0", "--model.init_args.lambda_consistency", "0.02",
+                                     ["--config", "experiments/demo/supervised.yaml",
+                                      "--model.init_args.lambda_restored", "1.0",
+                                      "--model.init_args.lambda_consistency", "0.02",
                                       "--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
     "supervised_yaml_extras": ("supervised.yaml, source photos with the benchmark's extras (other people)",
                                ["--config", "experiments/demo/supervised.yaml",
