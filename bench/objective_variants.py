@@ -130,6 +130,7 @@ def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """name -> (images (N, 3, 64, 64) in [0, 1], true parameters (N, 267))."""
     from datamodules.screenshots import load_image, open_screenshot_set
     from eval.demo import load_benchmark
+    from eval.verify import benchmark_images
 
     def read(root: str, rows) -> tuple[torch.Tensor, np.ndarray]:
         screenshots = open_screenshot_set(REPO / root)
@@ -140,12 +141,9 @@ def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     photo_split = json.loads((REPO / "data/photo-64/identity_split.json").read_text())
     photo_people = np.load(REPO / "data/photo-64/identities.npy")
     bench = load_benchmark()
-    rows = range(bench.num_images)
-    bench_images = np.stack([bench.image(i) for i in rows])
     return {"screenshots": read("data/game-game-64", game_split["val"]),
             "photos": read("data/photo-64", np.flatnonzero(np.isin(photo_people, photo_split["val"]))),
-            "benchmark": (torch.from_numpy(bench_images.transpose(0, 3, 1, 2).copy()).float() / 255,
-                          bench.parameters)}
+            "benchmark": (benchmark_images(bench, range(bench.num_images)), bench.parameters)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

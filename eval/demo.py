@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -109,7 +108,7 @@ def subset(checkpoints: dict[str, Path], imitator: Path, translator: Path, bench
     from models.face_id import build_face_id
 
     rows = np.linspace(0, bench.num_images - 1, SUBSET).astype(int)       # fixed, spread over identities
-    photos = torch.stack([torch.from_numpy(bench.image(int(i)).transpose(2, 0, 1).copy()) for i in rows]).float() / 255
+    photos = V.benchmark_images(bench, rows)
     truth = bench.parameters[rows]
     face_id, imitator_net = build_face_id("dlib"), load_network(imitator, "net")
     methods = {name: V.ParameterDescriptor(name, *V.load_regression(path)) for name, path in checkpoints.items()}

@@ -155,7 +155,7 @@ def compute_descriptors(bench: B.Benchmark, descriptors: list, batch_size: int =
     """Each descriptor over every image of `bench` -> {name: (N, D)}; adds forward time to `seconds[name]`."""
     outputs: dict[str, list] = {d.name: [] for d in descriptors}
     for start in range(0, bench.num_images, batch_size):
-        batch = apply_mask(_images(bench, range(start, min(start + batch_size, bench.num_images))), mask)
+        batch = apply_mask(benchmark_images(bench, range(start, min(start + batch_size, bench.num_images))), mask)
         for d in descriptors:
             began = time.perf_counter()
             out = d(batch).float().cpu()   # .cpu() waits for the device, so the time is the whole forward
@@ -165,7 +165,8 @@ def compute_descriptors(bench: B.Benchmark, descriptors: list, batch_size: int =
     return {name: np.concatenate(chunks) for name, chunks in outputs.items()}
 
 
-def _images(bench: B.Benchmark, indices) -> torch.Tensor:
+def benchmark_images(bench: B.Benchmark, indices) -> torch.Tensor:
+    """Images `indices` of a benchmark as (N, 3, S, S) float in [0, 1], aligned to the template."""
     return torch.from_numpy(np.stack([bench.image(int(i)) for i in indices])).permute(0, 3, 1, 2).float() / 255
 
 
@@ -174,7 +175,7 @@ def engine_likeness(bench: B.Benchmark, features: dict[str, np.ndarray], descrip
     """Per parameter row, player_likeness on `count` evenly spread images of `bench`: {name: scores}."""
     face_id = next(d for d in descriptors if isinstance(d, FaceIdDescriptor))
     rows = np.linspace(0, bench.num_images - 1, min(count, bench.num_images)).astype(int)
-    photos = _images(bench, rows)   # unmasked: likeness to the person, whatever part of the face the method saw
+    photos = benchmark_images(bench, rows)   # unmasked: likeness to the person, whatever part of the face the method saw
     scores = {}
     for d in descriptors:
         if d.is_parameters:

@@ -22,6 +22,7 @@ from torchmetrics import MeanMetric, MeanSquaredError
 
 from lightning_modules.checkpoints import build_network, load_network, network_spec
 from losses import CrossDomainObjective, DomainBatch, Frozen
+from losses.domain import Kernel
 from models.face_geometry import build_face_geometry
 from models.face_id import build_face_id
 from models.regressor import Regressor
@@ -75,7 +76,7 @@ class RegressionModule(LightningModule):
         mmd_sigma_features: float | None = None,
         mmd_sigma_params: float | None = None,
         mmd_on_features: bool = True,
-        mmd_kernel: Literal["gaussian", "linear"] = "gaussian",
+        mmd_kernel: Kernel = "gaussian",
         l2_mode: Literal["mse", "norm"] = "mse",
         reconstruction_weight: float = 0.0,
         parameter_prior_weight: float = 0.0,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -71,7 +71,7 @@ class DomainLoss(nn.Module):
         kernel: Kernel = "gaussian",
     ) -> None:
         super().__init__()
-        if kernel not in ("gaussian", "linear"):
+        if kernel not in get_args(Kernel):
             raise ValueError(f"MMD kernel must be 'gaussian' (eq. 7) or 'linear' (the means), got {kernel!r}")
         self.kernel = kernel
         self.sigma_features, self.sigma_params = sigma_features, sigma_params
@@ -81,6 +81,10 @@ class DomainLoss(nn.Module):
         self.scales = tuple(float(s) for s in scales)
         self.gather = gather  # under DDP: the MMD of the global batch (more samples, same on every rank)
 
+    def mmd(self, x: torch.Tensor, y: torch.Tensor, sigma: float | None) -> torch.Tensor:
+        """Squared MMD of two sets with this loss's kernel (`sigma`: the Gaussian's fixed bandwidth, or None)."""
+        return linear_mmd2(x, y) if self.kernel == "linear" else mmd2(x, y, sigma, self.scales)
+
     def forward(
         self, f_source: torch.Tensor, f_target: torch.Tensor, p_source: torch.Tensor, p_target: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -89,11 +93,7 @@ class DomainLoss(nn.Module):
             f_source, f_target, p_source, p_target = map(all_gather_with_grad, (f_source, f_target, p_source, p_target))
         # fp32: exp(-d^2 / sigma^2) of 1024-d features is too coarse in bf16.
         with torch.autocast(f_source.device.type, enabled=False):
-            if self.kernel == "linear":
-                features = linear_mmd2(f_source, f_target) if self.on_features else f_source.new_zeros(())
-                params = linear_mmd2(p_source, p_target)
-            else:
-                features = mmd2(f_source, f_target, self.sigma_features, self.scales) if self.on_features else \
-                    f_source.new_zeros(())
-                params = mmd2(p_source, p_target, self.sigma_params, self.scales)
+            features = self.mmd(f_source, f_target, self.sigma_features) if self.on_features else \
+                f_source.new_zeros(())
+            params = self.mmd(p_source, p_target, self.sigma_params)
         return features + params, {"features": features.detach(), "params": params.detach()}

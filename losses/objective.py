@@ -8,7 +8,7 @@ from torch import nn
 
 from losses.consistency import ConsistencyLoss
 from losses.contrastive import ContrastiveLoss
-from losses.domain import BANDWIDTH_SCALES, DomainLoss
+from losses.domain import BANDWIDTH_SCALES, DomainLoss, Kernel
 from losses.l2 import L2Mode
 from losses.restored import RestoredLoss
 
@@ -45,7 +45,7 @@ class CrossDomainObjective(nn.Module):
         mmd_sigma_params: float | None = None,
         mmd_scales: tuple[float, ...] = BANDWIDTH_SCALES,
         mmd_on_features: bool = True,
-        mmd_kernel: str = "gaussian",
+        mmd_kernel: Kernel = "gaussian",
         temperature: float = 0.07,
         normalize_contrastive: bool = True,
         weight_3d: float = 1.0,
