@@ -30,7 +30,11 @@ LINEAR_DOMAIN = ["--model.init_args.lambda_domain", "1.0", "--model.init_args.mm
                  "--model.init_args.mmd_on_features", "false"]
 
 
-MIX_IMITATOR = "runs/demo-imitator-mix"   # experiments/demo/imitator_neutral_mix.yaml
+# The demo imitator is trained on the neutral_mix prior; the rows measured before it became the demo's went
+# through the uniform-prior one, named here so they reproduce. Each variant names its imitator.
+IMITATORS = {"runs/demo-imitator": ["experiments/demo/imitator.yaml"],
+             "runs/demo-imitator-uniform": ["experiments/demo/imitator.yaml", "experiments/demo/imitator_uniform.yaml"]}
+MIX_IMITATOR, UNIFORM_IMITATOR = IMITATORS
 # The demo's photo source, rendered with the benchmark's expressions, glasses and occluders (eval/demo.py).
 EXTRAS_SOURCE = ("{kind: synthetic, root: data/photo-64-extras, identities_per_batch: 8, photos_per_identity: 2, "
                  "generate: {count: 1200, size: 64, seed: 1, renders_per_identity: 4, "
@@ -41,21 +45,25 @@ def without(*terms: str) -> list[str]:
     return [arg for term in terms for arg in (f"--model.init_args.lambda_{term}", "0")]
 
 
+def uniform(overrides: list[str]) -> list[str]:
+    return overrides + ["--model.init_args.imitator_checkpoint", UNIFORM_IMITATOR]
+
+
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "demo": ("experiments/demo/main.yaml as it is: the paper's terms but L_domain, prior 0.2", []),
-    "sup": ("+ supervision, no prior", SUPERVISED),
-    "sup_only": ("supervision alone", SUPERVISED + without("restored", "contrastive", "consistency")),
-    "sup_restored": ("supervision + L_restored", SUPERVISED + without("contrastive", "consistency")),
-    "sup_linear_domain_all": ("+ supervision, no prior, linear L_domain", SUPERVISED + LINEAR_DOMAIN),
-    "sup_restored_vs_G": ("+ supervision, L_restored against G(p_true), linear L_domain", SUPERVISED + LINEAR_DOMAIN
-                          + ["--model.init_args.restore_against", "imitator"]),
-    "sup_linear_domain": ("supervision + linear L_domain", SUPERVISED + LINEAR_DOMAIN
-                          + without("restored", "contrastive", "consistency")),
-    "sup_consistency": ("supervision + L_consistency", SUPERVISED + without("restored", "contrastive")),
-    "sup_linear_domain_contrastive": ("supervision + linear L_domain + L_contrastive", SUPERVISED + LINEAR_DOMAIN
-                                      + without("restored", "consistency")),
-    "supervised_yaml": ("experiments/demo/supervised.yaml (the above + prior 1)",
-                        ["--config", "experiments/demo/supervised.yaml"]),
+    "demo": ("experiments/demo/main.yaml: the paper's terms but L_domain, prior 0.2", uniform([])),
+    "sup": ("+ supervision, no prior", uniform(SUPERVISED)),
+    "sup_only": ("supervision alone", uniform(SUPERVISED + without("restored", "contrastive", "consistency"))),
+    "sup_restored": ("supervision + L_restored", uniform(SUPERVISED + without("contrastive", "consistency"))),
+    "sup_linear_domain_all": ("+ supervision, no prior, linear L_domain", uniform(SUPERVISED + LINEAR_DOMAIN)),
+    "sup_restored_vs_G": ("+ supervision, L_restored against G(p_true), linear L_domain",
+                          uniform(SUPERVISED + LINEAR_DOMAIN + ["--model.init_args.restore_against", "imitator"])),
+    "sup_linear_domain": ("supervision + linear L_domain", uniform(SUPERVISED + LINEAR_DOMAIN
+                                                                  + without("restored", "contrastive", "consistency"))),
+    "sup_consistency": ("supervision + L_consistency", uniform(SUPERVISED + without("restored", "contrastive"))),
+    "sup_linear_domain_contrastive": ("supervision + linear L_domain + L_contrastive",
+                                      uniform(SUPERVISED + LINEAR_DOMAIN + without("restored", "consistency"))),
+    "supervised_yaml": ("experiments/demo/supervised.yaml without L_restored (the above + prior 1)",
+                        uniform(["--config", "experiments/demo/supervised.yaml", *without("restored")])),
     "demo_mix_imitator": ("demo through an imitator trained on the neutral_mix prior",
                           ["--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
     "supervised_yaml_restored_mix": ("supervised.yaml with L_restored and L_consistency back, through the "
@@ -64,13 +72,15 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                       "--model.init_args.lambda_restored", "1.0",
                                       "--model.init_args.lambda_consistency", "0.02",
                                       "--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
-    "supervised_yaml_restored01_mix": ("supervised.yaml with L_restored back at 0.1 through the neutral_mix imitator",
+    "supervised_yaml_restored01_mix": ("experiments/demo/supervised.yaml: L_restored at 0.1 through the neutral_mix "
+                                       "imitator",
                                        ["--config", "experiments/demo/supervised.yaml",
                                         "--model.init_args.lambda_restored", "0.1",
                                         "--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
-    "supervised_yaml_extras": ("supervised.yaml, source photos with the benchmark's extras (other people)",
-                               ["--config", "experiments/demo/supervised.yaml",
-                                "--data.init_args.source", EXTRAS_SOURCE]),
+    "supervised_yaml_extras": ("supervised.yaml without L_restored, source photos with the benchmark's extras "
+                               "(other people)",
+                               uniform(["--config", "experiments/demo/supervised.yaml", *without("restored"),
+                                        "--data.init_args.source", EXTRAS_SOURCE])),
 }
 
 
@@ -81,8 +91,9 @@ def fit(arguments: list[str]) -> None:
 
 def train(name: str, overrides: list[str]) -> Path:
     """The variant's last.ckpt, trained first if its run (or the imitator it names) is missing."""
-    if MIX_IMITATOR in overrides and not any((REPO / MIX_IMITATOR).glob("version_*/checkpoints/last.ckpt")):
-        fit(["--config", "experiments/demo/imitator.yaml", "--config", "experiments/demo/imitator_neutral_mix.yaml"])
+    for imitator, configs in IMITATORS.items():
+        if imitator in overrides and not any((REPO / imitator).glob("version_*/checkpoints/last.ckpt")):
+            fit([arg for config in configs for arg in ("--config", config)])
     run = REPO / "runs" / f"variant-{name}"
     checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():

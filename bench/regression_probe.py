@@ -1,12 +1,15 @@
 """Which loss terms let the cross-domain regression recover game parameters? A short run at demo scale, as JSON.
 
     python -m bench.regression_probe NAME [--steps 3000] [--eval-every 500] [--lr 3e-4] [--device cuda] \
+        [--target-root data/game-game-64-30k] [--batch-size 64] \
         [--set lambda_domain=0 --set parameter_prior_weight=0.05 ...] [--out bench/results/regression_probe]
 
 The encoder, regressor and data are those of experiments/demo/main.yaml, read from it; the loss weights are
 RegressionModule's defaults (the paper's) changed only by --set (any init arg: lambda_*, l2_mode, ...). Adam at
 a constant lr trains E, D and R; every --eval-every steps one row goes to stdout and OUT/NAME.json: the
-parameter RMSE on every held-out screenshot and synthetic photo, the training loss terms averaged since the
+parameter RMSE on every held-out screenshot and synthetic photo (and on the photos that of predicting 0, and
+that of the predictions scaled per parameter by the least-squares factor in [0, 1] fitted on the held-out
+screenshots: post-hoc shrinkage of what the network cannot read), the training loss terms averaged since the
 last row, and the per-parameter Pearson correlation of regressed and true photo parameters, for the most
 visible quartile (bench/results/sensitivity.csv) and the ten most visible parameters. The photos must be a
 synthetic set: real photos have no ground truth.
@@ -55,6 +58,7 @@ def build(args: argparse.Namespace) -> tuple[RegressionModule, CrossDomainDataMo
                               optimizer=functools.partial(torch.optim.Adam, lr=args.lr), **dict(args.set))
     source = data["source"] | {"root": args.source_root or data["source"]["root"]}
     data |= {"target_root": args.target_root or data["target_root"], "source": source,
+             "batch_size": args.batch_size or data["batch_size"],
              "num_workers": 0, "pin_memory": False, "persistent_workers": False}  # 64 px images load fast in-process
     datamodule = CrossDomainDataModule(**data)
     # No Lightning Trainer: its samplers read the epoch from this stand-in, so every pass is a fresh shuffle.
@@ -86,7 +90,11 @@ def row(step: int, seconds: float, terms: dict[str, float], held_out: dict, most
     rmse = {domain: float(np.sqrt(((predicted - truth) ** 2).mean())) for domain, (predicted, truth) in
             held_out.items()}
     result = {"step": step, "seconds": round(seconds, 1), "rmse_target": rmse["target"], "rmse_photo": rmse["source"],
-              **terms}
+              "rmse_photo_zero": float(np.sqrt((held_out["source"][1] ** 2).mean())), **terms}
+    predicted, truth = held_out["target"]
+    scale = np.clip((predicted * truth).sum(0) / np.maximum((predicted ** 2).sum(0), 1e-12), 0, 1)
+    photo_predicted, photo_truth = held_out["source"]
+    result["rmse_photo_shrunk"] = float(np.sqrt(((photo_predicted * scale - photo_truth) ** 2).mean()))
     if most_visible is not None:  # None: read_visibility has warned that the table is missing
         correlation = pearson(*held_out["source"])
         result["corr_visible_quartile"] = float(correlation[most_visible[: len(most_visible) // 4]].mean())
@@ -107,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--imitator", help="imitator run or checkpoint (default: the demo config's)")
     parser.add_argument("--target-root", help="screenshot set (default: the demo config's)")
     parser.add_argument("--source-root", help="synthetic photo set (default: the demo config's)")
+    parser.add_argument("--batch-size", type=int, help="screenshots per batch (default: the demo config's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/regression_probe"))
     args = parser.parse_args(argv)
 

@@ -93,6 +93,7 @@ class Benchmark:
     folds: np.ndarray            # (P,) int in [0, NUM_FOLDS)
     alignment: str               # how the images were aligned, for the report
     parameters: np.ndarray | None = None   # (N, 267) ground-truth game parameters (synthetic only)
+    identities: np.ndarray | None = None   # (N,) person of each image (synthetic only): the bootstrap's clusters
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -353,7 +354,7 @@ def read_synthetic(root: str | Path, size: int, max_pairs: int = 6000, seed: int
     ext = manifest.get("image_format", "jpg")
     paths = [root / "images" / f"{i:07d}.{ext}" for i in range(len(identities))]
     return Benchmark("synthetic", size, paths, list(points), FIXED_PLACEMENT, pairs, is_same, folds,
-                     f"synthetic {root}: ground-truth points", parameters)
+                     f"synthetic {root}: ground-truth points", parameters, identities)
 
 
 def locate(name: str, root: str | Path) -> Path:
@@ -397,4 +398,5 @@ def limit_pairs(bench: Benchmark, max_pairs: int) -> Benchmark:
     used, pairs = np.unique(bench.pairs[keep], return_inverse=True)
     return Benchmark(bench.name, bench.size, [bench.sources[i] for i in used], [bench.points[i] for i in used],
                      bench.placement, pairs.reshape(-1, 2), bench.is_same[keep], bench.folds[keep], bench.alignment,
-                     None if bench.parameters is None else bench.parameters[used])
+                     None if bench.parameters is None else bench.parameters[used],
+                     None if bench.identities is None else bench.identities[used])

@@ -145,6 +145,8 @@ def reconstruct(ckpt: Path, out: Path) -> Path:
 
 def comparison(verification: dict, subset_table: dict) -> list[str]:
     """Plain sentences for every baseline that beats ours, with the likely reason (the report must say so)."""
+    from eval import verify as V
+
     results = verification["results"]
     ours = results["ours"]["synthetic"]["accuracy"]
     lines = []
@@ -156,15 +158,13 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
         recovered = verification["recovery"].get(name, {}).get("synthetic")
         if recovered is None:
             continue
-        verdict = "closer to" if recovered["rmse"] < recovered["rmse_predicting_zero"] else "NOT closer to"
-        lines.append(f"- **{name}**, all 267 parameters: {verdict} the truth than the neutral face (RMSE "
-                     f"{recovered['rmse']:.3f} vs {recovered['rmse_predicting_zero']:.3f}).")
+        lines.append(f"- **{name}**, all 267 parameters: RMSE {recovered['rmse']:.3f} vs the neutral face's "
+                     f"{recovered['rmse_predicting_zero']:.3f}; {V.verdict_line(recovered)}")
         if "visible" in recovered:
             v = recovered["visible"]
-            verdict = "closer to" if v["rmse"] < v["rmse_predicting_zero"] else "NOT closer to"
-            lines.append(f"- **{name}**, the {len(v['parameters'])} visible parameters: {verdict} the truth than the "
-                         f"neutral face (RMSE {v['rmse']:.3f} vs {v['rmse_predicting_zero']:.3f}; " + ", ".join(
-                             f"{n} r = {x['correlation']:.2f}" for n, x in v["parameters"].items()) + ").")
+            lines.append(f"- **{name}**, the {len(v['parameters'])} visible parameters: RMSE {v['rmse']:.3f} vs "
+                         f"{v['rmse_predicting_zero']:.3f}; {V.verdict_line(v)} Correlations: " + ", ".join(
+                             f"{n} r = {x['correlation']:.2f}" for n, x in v["parameters"].items()) + ".")
     lines += ["", "Likely reasons: most of the 267 parameters barely change a 64 px picture (bench/results/",
               "sensitivity.csv: half of them move a 256 px screenshot by under 0.05 grey levels per unit). For",
               "those the best any method can do is the prior's mean, the neutral face, so the overall RMSE mostly",

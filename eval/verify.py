@@ -197,22 +197,47 @@ def read_visibility(path: str | Path = VISIBILITY_FILE) -> np.ndarray | None:
     return np.array([float(r["mean_abs_change_per_unit"]) for r in rows])
 
 
-def recovery(predicted: np.ndarray, truth: np.ndarray, visibility: np.ndarray | None) -> dict:
-    """Parameter-recovery RMSE: overall, per group of game/parameters.csv, and per visibility quartile."""
+def ratio_interval(squared: np.ndarray, zero_squared: np.ndarray, clusters: np.ndarray | None,
+                   confidence: float = 0.95, resamples: int = 2000) -> dict:
+    """RMSE / RMSE of predicting 0, with a bootstrap interval over people (a person's photos resampled together).
+
+    "closer" / "farther" when the whole interval is below / above 1, else "level": whether a method measurably
+    beats the neutral face, the constant predictor at the prior's mean.
+    """
+    from scipy.stats import bootstrap   # here: scipy.stats takes seconds to import
+
+    clusters = np.arange(len(squared)) if clusters is None else np.asarray(clusters)
+    people, rows = np.unique(clusters, return_inverse=True)
+    error = np.bincount(rows, squared.sum(1), len(people))      # per person: summed squared errors
+    zero = np.bincount(rows, zero_squared.sum(1), len(people))  # and those of predicting 0
+    ratio = float(np.sqrt(error.sum() / zero.sum()))
+    interval = bootstrap((error, zero), lambda e, z, axis=-1: np.sqrt(e.sum(axis) / z.sum(axis)), paired=True,
+                         vectorized=True, n_resamples=resamples, confidence_level=confidence, method="percentile",
+                         random_state=0).confidence_interval
+    low, high = float(interval.low), float(interval.high)
+    verdict = "closer" if high < 1 else "farther" if low > 1 else "level"
+    return {"ratio": ratio, "interval": [low, high], "confidence": confidence, "verdict": verdict}
+
+
+def recovery(predicted: np.ndarray, truth: np.ndarray, visibility: np.ndarray | None,
+             identities: np.ndarray | None = None) -> dict:
+    """Parameter-recovery RMSE: overall, per group of game/parameters.csv, and per visibility quartile; against
+    predicting 0 (the neutral face) with a bootstrap interval over `identities` (each image its own if None)."""
     from scipy.stats import spearmanr   # here: scipy.stats takes seconds to import and only this needs it
 
     squared = (np.asarray(predicted, np.float64) - truth) ** 2
+    zero_squared = np.asarray(truth, np.float64) ** 2
     per_parameter = np.sqrt(squared.mean(0))
     groups = [p.group for p in P.table()]
     result = {
         "rmse": float(np.sqrt(squared.mean())),
-        "rmse_predicting_zero": float(np.sqrt((np.asarray(truth, np.float64) ** 2).mean())),   # the prior's mean
+        "rmse_predicting_zero": float(np.sqrt(zero_squared.mean())),   # the prior's mean
+        "against_zero": ratio_interval(squared, zero_squared, identities),
         "groups": {g: float(np.sqrt(squared[:, [i for i, h in enumerate(groups) if h == g]].mean()))
                    for g in dict.fromkeys(groups)},
     }
     if visibility is not None:
         quartiles = np.array_split(np.argsort(visibility, kind="stable"), 4)   # least visible first
-        zero_squared = np.asarray(truth, np.float64) ** 2
         result["visibility_quartiles"] = {f"Q{k + 1}": float(np.sqrt(squared[:, q].mean()))
                                           for k, q in enumerate(quartiles)}
         result["visibility_quartiles_predicting_zero"] = {f"Q{k + 1}": float(np.sqrt(zero_squared[:, q].mean()))
@@ -224,6 +249,7 @@ def recovery(predicted: np.ndarray, truth: np.ndarray, visibility: np.ndarray | 
             "threshold_grey_levels": VISIBLE_GREY_LEVELS,
             "rmse": float(np.sqrt(squared[:, visible].mean())),
             "rmse_predicting_zero": float(np.sqrt(zero_squared[:, visible].mean())),
+            "against_zero": ratio_interval(squared[:, visible], zero_squared[:, visible], identities),
             "correlation_mean": float(correlation[visible].mean()),
             "parameters": {names[i]: {"rmse": float(per_parameter[i]), "rmse_predicting_zero":
                                       float(np.sqrt(zero_squared[:, i].mean())), "correlation": float(correlation[i])}
@@ -273,7 +299,8 @@ def evaluate(benches: dict[str, B.Benchmark], descriptors: list, batch_size: int
             results[d.name][name] = verify(x[bench.pairs[:, 0]], x[bench.pairs[:, 1]], bench.is_same,
                                            bench.folds).as_dict()
             if bench.parameters is not None and d.is_parameters:
-                recoveries.setdefault(d.name, {})[name] = recovery(x, bench.parameters, visibility)
+                recoveries.setdefault(d.name, {})[name] = recovery(x, bench.parameters, visibility,
+                                                                   bench.identities)
         if not likeness["skipped"]:
             log.info("%s: likeness of the engine's character", name)
             for row, scores in engine_likeness(bench, features, descriptors, likeness_images, imitator[0]).items():
@@ -333,7 +360,8 @@ def markdown(report: dict) -> str:
     for name, per_bench in report["recovery"].items():
         for bench, r in per_bench.items():
             lines += ["", f"## Parameter recovery: {name} on {bench}", "",
-                      f"RMSE {r['rmse']:.4f} (predicting 0 everywhere: {r['rmse_predicting_zero']:.4f}).", "",
+                      f"RMSE {r['rmse']:.4f} (predicting 0 everywhere: {r['rmse_predicting_zero']:.4f}); "
+                      f"{verdict_line(r)}", "",
                       "| group | RMSE |", "|---|---|"]
             lines += [f"| {g} | {v:.4f} |" for g, v in r["groups"].items()]
             if "visibility_quartiles" in r:
@@ -347,11 +375,22 @@ def markdown(report: dict) -> str:
                 lines += ["", f"Visible parameters (one unit moves a 256 px screenshot by >= "
                               f"{v['threshold_grey_levels']:g} grey level on average): RMSE {v['rmse']:.4f}, "
                               f"predicting 0: {v['rmse_predicting_zero']:.4f}, mean correlation with the truth "
-                              f"{v['correlation_mean']:.3f} (0 for any constant).", "",
+                              f"{v['correlation_mean']:.3f} (0 for any constant); {verdict_line(v)}", "",
                           "| visible parameter | RMSE | predicting 0 | correlation |", "|---|---|---|---|"]
                 lines += [f"| {name} | {x['rmse']:.4f} | {x['rmse_predicting_zero']:.4f} | {x['correlation']:.3f} |"
                           for name, x in v["parameters"].items()]
     return "\n".join(lines) + "\n"
+
+
+def verdict_line(recovered: dict) -> str:
+    """'ratio 0.97 (95% interval 0.95-0.99 over people): closer than the neutral face.'"""
+    a = recovered.get("against_zero")
+    if a is None:   # a report written before the interval existed
+        return "no interval"
+    low, high = a["interval"]
+    words = {"closer": "measurably closer than", "farther": "measurably farther than", "level": "level with"}
+    return (f"RMSE / predicting 0 = {a['ratio']:.4f} ({a['confidence']:.0%} bootstrap interval over people "
+            f"{low:.4f}-{high:.4f}): {words[a['verdict']]} the neutral face.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

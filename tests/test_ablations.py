@@ -9,8 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_table_reports_mean_and_std_over_seeds_for_each_variant():
-    run = {"accuracy": 0.6, "rmse": 1.0, "rmse_visible": 0.5, "correlation_visible": 0.2}
-    other = {"accuracy": 0.8, "rmse": 2.0, "rmse_visible": 0.7, "correlation_visible": 0.4}
+    run = {"accuracy": 0.6, "rmse_ratio": 1.0, "rmse_ratio_visible": 0.5, "correlation_visible": 0.2}
+    other = {"accuracy": 0.8, "rmse_ratio": 2.0, "rmse_ratio_visible": 0.7, "correlation_visible": 0.4}
     text = table({v: [run, other] for v in VARIANTS})
     assert set(PAPER) == set(VARIANTS)
     for variant in VARIANTS:

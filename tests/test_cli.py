@@ -2,6 +2,7 @@
 import csv
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,18 +93,31 @@ def test_a_new_run_never_reuses_a_folder_with_checkpoints(tmp_path):
         resolve_run_dir(RunConfig(name="x", root=str(tmp_path), version="version_0"))
 
 
-def test_neutral_mix_imitator_overlay_renders_its_set_with_that_prior(tmp_path):
-    """experiments/demo/imitator_neutral_mix.yaml: generates a missing set with the neutral_mix prior."""
-    root = tmp_path / "mix"
-    cli = main(["fit", "--config", DEMO, "--config", "experiments/demo/imitator_neutral_mix.yaml",
+@pytest.mark.parametrize("overlay, run_name, prior", [
+    (None, "demo-imitator", "neutral_mix"),
+    ("experiments/demo/imitator_uniform.yaml", "demo-imitator-uniform", "uniform"),
+])
+def test_demo_imitator_configs_render_their_set_with_their_prior(tmp_path, overlay, run_name, prior):
+    """The demo imitator renders a missing set with the neutral_mix prior; the uniform overlay with the paper's."""
+    import json
+
+    import numpy as np
+    import yaml
+
+    configs = [DEMO] + ([overlay] if overlay else [])
+    generate = {}
+    for config in configs:  # the settings the files give, only the count made small
+        generate |= (yaml.safe_load(Path(config).read_text()).get("data", {}).get("init_args", {})
+                     .get("generate", {}))
+    root = tmp_path / "set"
+    cli = main(["fit", *[arg for config in configs for arg in ("--config", config)],
                 "--data.init_args.target_root", str(root), "--data.init_args.generate",
-                "{count: 20, size: 64, seed: 0, prior: neutral_mix}", "--data.init_args.batch_size", "8",
+                json.dumps(generate | {"count": 20}), "--data.init_args.batch_size", "8",
                 "--data.init_args.num_workers", "0", "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
                 "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
                 "false"])
     assert cli.trainer.global_step == 1
-    assert (tmp_path / "runs" / "demo-imitator-mix" / "version_0" / "checkpoints" / "last.ckpt").is_file()
-    import json
-    import numpy as np
-    assert json.loads((root / "manifest.json").read_text())["prior"] == "neutral_mix"
-    assert (np.load(root / "parameters.npy") == 0).mean() > 0.05
+    assert (tmp_path / "runs" / run_name / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((root / "manifest.json").read_text())["prior"] == prior
+    zeros = (np.load(root / "parameters.npy") == 0).mean()
+    assert zeros > 0.05 if prior == "neutral_mix" else zeros == 0

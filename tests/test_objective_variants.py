@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bench.objective_variants import VARIANTS, parse_args, summary
+from bench.objective_variants import IMITATORS, VARIANTS, parse_args, summary
 
 
 def test_summary_separates_offset_slope_and_correlation():
@@ -21,7 +21,7 @@ def test_summary_separates_offset_slope_and_correlation():
     assert result["mean_abs_offset"] == pytest.approx(np.abs((predicted - truth).mean(0)).mean())
 
 
-def test_every_variant_overrides_known_init_args_and_the_supervised_one_is_the_yaml():
+def test_every_variant_overrides_known_init_args_and_names_an_imitator_it_can_train():
     from lightning_modules.regression import RegressionModule
     import inspect
 
@@ -29,7 +29,8 @@ def test_every_variant_overrides_known_init_args_and_the_supervised_one_is_the_y
     for name, (_, overrides) in VARIANTS.items():
         keys = [flag.removeprefix("--model.init_args.") for flag in overrides[::2] if flag.startswith("--model.")]
         assert set(keys) <= known, name
-    assert VARIANTS["supervised_yaml"][1] == ["--config", "experiments/demo/supervised.yaml"]
+        imitator = overrides[overrides.index("--model.init_args.imitator_checkpoint") + 1]
+        assert imitator in IMITATORS, name  # so train() can make it when it is missing
 
 
 def test_command_line_defaults_to_every_variant_and_rejects_unknown_ones():

@@ -198,11 +198,13 @@ def test_synthetic_pairs_are_balanced_labelled_and_deterministic(synthetic):
     same_ids = identities[bench.pairs[:, 0]] == identities[bench.pairs[:, 1]]
     assert (same_ids == bench.is_same).all() and bench.is_same.sum() == (~bench.is_same).sum() == 6
     assert bench.parameters.shape == (12, 267) and bench.image(0).shape == (32, 32, 3)
+    assert np.array_equal(bench.identities, identities)   # the recovery interval resamples people
     again, other = B.read_synthetic(synthetic, 32, seed=3), B.read_synthetic(synthetic, 32, seed=4)
     assert np.array_equal(again.pairs, bench.pairs) and not np.array_equal(other.pairs, bench.pairs)
     small = B.limit_pairs(bench, 4)
     assert small.is_same.tolist() == [True, True, False, False] and len(np.unique(small.folds)) == 2
     assert small.num_images <= 8 and small.parameters.shape == (small.num_images, 267)
+    assert small.identities.shape == (small.num_images,)
     assert np.array_equal(small.sources[small.pairs[0, 1]], bench.sources[bench.pairs[np.flatnonzero(
         np.isin(bench.folds, small.folds) & bench.is_same)[0], 1]])
 
@@ -510,3 +512,33 @@ def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
     assert net is None and "gone.ckpt, which is not here" in reason
     net, source = load_imitator(str(write_imitator(tmp_path / "imitator.ckpt")), [str(ckpt)])
     assert net.image_size == 64 and source.endswith("(--imitator)")
+
+
+def test_recovery_interval_says_whether_a_method_measurably_beats_the_neutral_face():
+    from eval.verify import recovery
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-2.5, 2.5, (120, 267))
+    zero = recovery(np.zeros_like(truth), truth, None)["against_zero"]
+    assert zero["ratio"] == pytest.approx(1.0) and zero["interval"] == pytest.approx([1.0, 1.0])
+    assert zero["verdict"] == "level"
+    assert recovery(0.8 * truth, truth, None)["against_zero"]["verdict"] == "closer"
+    assert recovery(truth + rng.normal(0, 2.0, truth.shape), truth, None)["against_zero"]["verdict"] == "farther"
+    slightly = recovery(0.97 * truth + rng.normal(0, 0.3, truth.shape), truth, None)["against_zero"]
+    assert slightly["interval"][0] < slightly["ratio"] < slightly["interval"][1]
+
+
+def test_recovery_interval_resamples_people_not_photos():
+    """Four identical photos per person are one person's worth of evidence, not four."""
+    from eval.verify import ratio_interval
+
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(-2.5, 2.5, (40, 267))
+    squared, zero = (0.9 * truth + rng.normal(0, 0.5, truth.shape) - truth) ** 2, truth ** 2
+    people = ratio_interval(squared, zero, None)
+    copies = [np.repeat(x, 4, axis=0) for x in (squared, zero)]
+    by_person = ratio_interval(*copies, np.repeat(np.arange(40), 4))
+    by_photo = ratio_interval(*copies, None)
+    assert by_person["interval"] == pytest.approx(people["interval"])
+    width = lambda r: r["interval"][1] - r["interval"][0]   # noqa: E731
+    assert width(by_photo) < 0.7 * width(by_person)
