@@ -9,6 +9,9 @@ Table 1 gives only the shapes. Our choices: a stride-2 layer is a 4x4 conv (as i
 encoder), a stride-1 layer a 3x3 conv; each is followed by GroupNorm and LeakyReLU(0.2); the
 head is a linear layer on the flattened L5 (a 2x2 valid conv, equivalently), then 2.5 * tanh so p
 stays in the range the imitator was trained on (METHOD.md).
+Not in the paper: a per-parameter `shrinkage` factor in [0, 1] (ones, i.e. off, until
+callbacks.shrinkage.ShrinkageCalibration fits it on held-out screenshots) scales p in eval mode only, like
+BatchNorm's running statistics: training sees the raw output, every user of a trained R the calibrated one.
 """
 from __future__ import annotations
 
@@ -76,12 +79,22 @@ class Regressor(nn.Module):
         with torch.no_grad():
             self.head.weight.mul_(0.01)
             self.head.bias.zero_()
+        self.register_buffer("shrinkage", torch.ones(num_parameters))
+        self.register_load_state_dict_pre_hook(_ones_for_missing_shrinkage)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the image feature f (B, 1024) and the game parameters p (B, 267)."""
+    def forward(self, x: torch.Tensor, shrink: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the image feature f (B, 1024) and the game parameters p (B, 267); p is scaled by `shrinkage`
+        in eval mode, or as `shrink` says."""
         if x.shape[-2:] != (self.in_size, self.in_size):
             raise ValueError(f"Regressor for {self.image_size} px expects (B, C, {self.in_size}, {self.in_size}) "
                              f"feature maps, got {tuple(x.shape)}")
         f = self.layers(x).flatten(1)  # L5 (B, 256, 2, 2) -> (B, 1024)
         p = self.parameter_range * torch.tanh(self.head(f))
+        if (not self.training) if shrink is None else shrink:
+            p = p * self.shrinkage
         return f, p
+
+
+def _ones_for_missing_shrinkage(module: Regressor, state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints from before the shrinkage buffer load as uncalibrated (factor 1)."""
+    state_dict.setdefault(prefix + "shrinkage", torch.ones_like(module.shrinkage))

@@ -357,10 +357,15 @@ def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, mon
     with Image.open(next((run_dir / "images").glob("step*.png"))) as grid:
         assert grid.width == 5 * SIZE  # photo | imitator render | engine render | screenshot | its render
     assert (run_dir / "images" / "tsne-epoch000.png").is_file()
+    # The shrinkage calibration ran after validation and travels in the checkpoint, inside R.
+    shrinkage = cli.model.regressor.shrinkage
+    assert ((shrinkage >= 0) & (shrinkage <= 1)).all() and not torch.equal(shrinkage, torch.ones_like(shrinkage))
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert torch.equal(saved["state_dict"]["regressor.shrinkage"], shrinkage)
 
 
-def test_supervised_demo_overlay_trains_without_the_imitator_terms(imitator_file, tmp_path, monkeypatch):
-    """experiments/demo/supervised.yaml on top of the demo: its terms are the ones logged, nothing else."""
+def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, tmp_path, monkeypatch):
+    """experiments/demo/supervised.yaml on top of the demo: its terms are the ones logged, L_consistency is off."""
     from lightning_modules.cli import main
 
     monkeypatch.chdir(REPO)
@@ -368,8 +373,9 @@ def test_supervised_demo_overlay_trains_without_the_imitator_terms(imitator_file
     cli = main(demo_args(tmp_path, imitator_file, "--config", "experiments/demo/supervised.yaml",
                          "--trainer.callbacks", "null"))
     logged = set(cli.trainer.callback_metrics)
-    assert {"val/screenshot_supervision", "val/domain/params", "val/contrastive", "val/parameter_prior"} <= logged
-    assert not {"val/restored", "val/consistency"} & logged
+    assert {"val/screenshot_supervision", "val/domain/params", "val/contrastive", "val/parameter_prior",
+            "val/restored"} <= logged
+    assert "val/consistency" not in logged
     assert cli.model.objective.domain.kernel == "linear" and not cli.model.objective.domain.on_features
     assert (tmp_path / "runs" / "demo-supervised" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
