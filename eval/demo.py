@@ -180,11 +180,11 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
               "neutral face. The domain gap, not the reading, decides the overall RMSE here; the visible",
               "parameters are where a method shows. Both regressions scale each parameter by a factor fitted on",
               "1,500 held-out screenshots (callbacks/shrinkage.py, not in the paper), which keeps what R cannot",
-              "read at the neutral face. ours (the paper's terms without L_domain) still moves skin tone and hair",
-              "colour with the photo style; ours_supervised (experiments/demo/supervised.yaml) learns from the",
-              "screenshots' true parameters, a tenth of the pixel loss and L_contrastive, and aligns the photos'",
-              "mean parameters with the screenshots' (a linear-kernel MMD; the paper's Gaussian kernel collapses",
-              "the regression at this scale). FastF2P is trained with a parameter loss on the game set and",
+              "read at the neutral face. ours (the paper's terms without L_domain) has nothing that aligns the",
+              "photos' answers with the screenshots', so the photo style shifts what it reads; ours_supervised",
+              "(experiments/demo/supervised.yaml) learns from the screenshots' true parameters, a tenth of the",
+              "pixel loss and L_contrastive, and aligns the photos' mean parameters with the screenshots' (a",
+              "linear-kernel MMD; the paper's Gaussian kernel collapses the regression at this scale). FastF2P is trained with a parameter loss on the game set and",
               "verifies better because it starts from F_id's embedding, made for telling people apart."]
     return lines
 

@@ -383,7 +383,7 @@ def markdown(report: dict) -> str:
 
 
 def verdict_line(recovered: dict) -> str:
-    """'ratio 0.97 (95% interval 0.95-0.99 over people): closer than the neutral face.'"""
+    """One sentence: the RMSE ratio to the neutral face's, its interval, and what the interval says."""
     a = recovered.get("against_zero")
     if a is None:   # a report written before the interval existed
         return "no interval"
