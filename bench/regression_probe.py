@@ -30,6 +30,7 @@ from lightning.fabric.utilities import move_data_to_device
 from lightning.pytorch import seed_everything
 from torch.utils.data import DataLoader
 
+from callbacks.shrinkage import shrinkage_factors
 from datamodules import CrossDomainDataModule
 from eval.verify import pearson, read_visibility
 from game import parameters as P
@@ -92,9 +93,9 @@ def row(step: int, seconds: float, terms: dict[str, float], held_out: dict, most
     result = {"step": step, "seconds": round(seconds, 1), "rmse_target": rmse["target"], "rmse_photo": rmse["source"],
               "rmse_photo_zero": float(np.sqrt((held_out["source"][1] ** 2).mean())), **terms}
     predicted, truth = held_out["target"]
-    scale = np.clip((predicted * truth).sum(0) / np.maximum((predicted ** 2).sum(0), 1e-12), 0, 1)
+    scale = shrinkage_factors(*(torch.from_numpy(x) for x in ((predicted * truth).sum(0), (predicted ** 2).sum(0))))
     photo_predicted, photo_truth = held_out["source"]
-    result["rmse_photo_shrunk"] = float(np.sqrt(((photo_predicted * scale - photo_truth) ** 2).mean()))
+    result["rmse_photo_shrunk"] = float(np.sqrt(((photo_predicted * scale.numpy() - photo_truth) ** 2).mean()))
     if most_visible is not None:  # None: read_visibility has warned that the table is missing
         correlation = pearson(*held_out["source"])
         result["corr_visible_quartile"] = float(correlation[most_visible[: len(most_visible) // 4]].mean())

@@ -21,6 +21,11 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 
+def shrinkage_factors(products: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+    """Per parameter clip(sum p t / sum p^2, 0, 1), from those two sums over the calibration set."""
+    return (products / squares.clamp_min(1e-12)).clamp(0, 1)
+
+
 class ShrinkageCalibration(Callback):
     """Fit R's per-parameter shrinkage on the validation screenshots after each validation epoch."""
 
@@ -58,7 +63,7 @@ class ShrinkageCalibration(Callback):
         pl_module.train(was_training)
         products = trainer.strategy.reduce(products, reduce_op="sum")
         squares = trainer.strategy.reduce(squares, reduce_op="sum")
-        factor = (products / squares.clamp_min(1e-12)).clamp(0, 1)
+        factor = shrinkage_factors(products, squares)
         regressor.shrinkage.copy_(factor.to(regressor.shrinkage))
         pl_module.log_dict({"calibration/mean_shrinkage": factor.mean().float(),
                             "calibration/parameters_kept_over_half": (factor > 0.5).sum().float()})

@@ -58,11 +58,10 @@ def fastf2p(imitator: Path, out: Path, redo: bool) -> Path:
     path = out / "fastf2p.ckpt"
     if redo or not path.exists():
         # 2,000 screenshots of the uniform prior (the first rows of the regression's 30,000): 3 epochs as measured.
-        data = REPO / "data/game-game-64"
-        if not (data / "manifest.json").is_file():
-            from game.dataset import generate
+        from game.dataset import generate
 
-            generate(data, 2000, size=SIZE, style="game", seed=0)
+        # Rendered if missing, resumed if interrupted, returned at once if complete.
+        data = generate(REPO / "data/game-game-64", 2000, size=SIZE, style="game", seed=0)
         log("training the FastF2P translator on the demo game set")
         subprocess.run([sys.executable, "-m", "eval.baselines.fastf2p", "--imitator", str(imitator),
                         "--data", str(data), "--out", str(path), "--epochs", "3"], check=True, cwd=REPO)
@@ -184,8 +183,9 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
               "photos' answers with the screenshots', so the photo style shifts what it reads; ours_supervised",
               "(experiments/demo/supervised.yaml) learns from the screenshots' true parameters, a tenth of the",
               "pixel loss and L_contrastive, and aligns the photos' mean parameters with the screenshots' (a",
-              "linear-kernel MMD; the paper's Gaussian kernel collapses the regression at this scale). FastF2P is trained with a parameter loss on the game set and",
-              "verifies better because it starts from F_id's embedding, made for telling people apart."]
+              "linear-kernel MMD; the paper's Gaussian kernel collapses the regression at this scale). FastF2P",
+              "is trained with a parameter loss on the game set and verifies better because it starts from F_id's",
+              "embedding, made for telling people apart."]
     return lines
 
 
