@@ -8,6 +8,7 @@ held out from any training set (a match has probability zero). The engine render
 imitator's output size in the `game` style. `--scale s` multiplies them by s: 0 is the neutral face, small
 values the near-neutral vectors a regressor gives for sliders a picture does not show.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -11,6 +11,7 @@ cudnn_benchmark compile --out FILE` (README untouched). Each variant adds one se
 references are the GPU's own bf16/fp32 matmul and a 3x3 128->128 conv at 64x64 (the layer that dominates
 E at 256 px), so utilisation is a ratio to what this card does on dense work, not to a datasheet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def rate_per_second(fn, batch: int, repeats: int, device: torch.device = torch.device("cpu"),
-                    seconds: float = 0.0, warmup: int = 1) -> float:
+def rate_per_second(
+    fn, batch: int, repeats: int, device: torch.device = torch.device("cpu"), seconds: float = 0.0, warmup: int = 1
+) -> float:
     """Items per second over at least `repeats` calls and `seconds` of wall-clock (GPU queue drained)."""
-    for _ in range(warmup):                         # allocation, kernel choice and compilation are not speed
+    for _ in range(warmup):  # allocation, kernel choice and compilation are not speed
         fn()
     _sync(device)
     count, began = 0, time.perf_counter()
@@ -50,17 +52,19 @@ def rate_per_second(fn, batch: int, repeats: int, device: torch.device = torch.d
     return batch * count / (time.perf_counter() - began)
 
 
-def matmul_flops_per_second(n: int = 1024, repeats: int = 10, device: str = "cpu",
-                            dtype: torch.dtype = torch.float32) -> float:
+def matmul_flops_per_second(
+    n: int = 1024, repeats: int = 10, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
     """The machine's own dense matmul rate: the denominator of utilisation."""
     device = torch.device(device)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 * rate_per_second(lambda: a @ b, 1, repeats, device)
+    return 2 * n**3 * rate_per_second(lambda: a @ b, 1, repeats, device)
 
 
 @torch.inference_mode()
-def conv_flops_per_second(batch: int = 64, repeats: int = 10, device: str = "cpu",
-                          dtype: torch.dtype = torch.float32) -> float:
+def conv_flops_per_second(
+    batch: int = 64, repeats: int = 10, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
     """The machine's rate on E's dominant layer, a 3x3 128->128 conv at 64x64: the best of NCHW and NHWC."""
     device = torch.device(device)
     weight = torch.randn(128, 128, 3, 3, device=device, dtype=dtype)
@@ -76,10 +80,16 @@ def references(device: str) -> dict:
     """This machine's own dense rates, one per number format the variants use."""
     if torch.device(device).type == "cpu":
         return {"fp32": {"matmul": matmul_flops_per_second(), "conv3x3": conv_flops_per_second(batch=8, repeats=3)}}
-    return {"fp32": {"matmul": matmul_flops_per_second(8192, 10, device),
-                     "conv3x3": conv_flops_per_second(256, 10, device)},
-            "bf16": {"matmul": matmul_flops_per_second(8192, 30, device, torch.bfloat16),
-                     "conv3x3": conv_flops_per_second(256, 30, device, torch.bfloat16)}}
+    return {
+        "fp32": {
+            "matmul": matmul_flops_per_second(8192, 10, device),
+            "conv3x3": conv_flops_per_second(256, 10, device),
+        },
+        "bf16": {
+            "matmul": matmul_flops_per_second(8192, 30, device, torch.bfloat16),
+            "conv3x3": conv_flops_per_second(256, 30, device, torch.bfloat16),
+        },
+    }
 
 
 def variant_settings(variant: str) -> dict:
@@ -98,15 +108,18 @@ def ours(size: int, batch: int, device: str = "cpu", variant: str = "fp32") -> d
     regressor = Regressor(image_size=size).eval().to(device)
     images = torch.rand(batch, 3, size, size, device=device)
     if on["channels_last"]:
-        encoder, regressor = encoder.to(memory_format=torch.channels_last), regressor.to(memory_format=torch.channels_last)
+        encoder, regressor = (
+            encoder.to(memory_format=torch.channels_last),
+            regressor.to(memory_format=torch.channels_last),
+        )
         images = images.contiguous(memory_format=torch.channels_last)
     forward = lambda x: regressor(encoder(x).features)[1]
-    forward(images)                                 # the codebooks' k-means init: once, not per image
+    forward(images)  # the codebooks' k-means init: once, not per image
     with FlopCounterMode(display=False) as counter:
         forward(images)
     flops = counter.get_total_flops() / batch
     if on["compile"]:
-        torch.compiler.reset()                      # a fresh graph per batch size, not one made dynamic by the last
+        torch.compiler.reset()  # a fresh graph per batch size, not one made dynamic by the last
         forward = torch.compile(forward)
 
     def run():
@@ -117,8 +130,9 @@ def ours(size: int, batch: int, device: str = "cpu", variant: str = "fp32") -> d
     torch.backends.cudnn.benchmark = on["cudnn_benchmark"]
     try:
         on_gpu = device.type == "cuda"
-        rate = rate_per_second(run, batch, repeats=3, device=device, seconds=1.0 if on_gpu else 0.0,
-                               warmup=3 if on_gpu else 1)
+        rate = rate_per_second(
+            run, batch, repeats=3, device=device, seconds=1.0 if on_gpu else 0.0, warmup=3 if on_gpu else 1
+        )
     finally:
         torch.backends.cudnn.benchmark = benchmark
     return {"images_per_second": rate, "flops_per_image": flops, "flops_per_second": rate * flops}
@@ -162,41 +176,67 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     machine = f"{device_name(args.device)}, {time.strftime('%Y-%m-%d')}"
     refs = references(args.device)
-    report = {"machine": machine, "device": device_name(args.device), "torch": torch.__version__,
-              "matmul_flops_per_second": refs["fp32"]["matmul"], "references_flops_per_second": refs,
-              "tf32": tf32_settings(), "rows": [], "errors": []}
+    report = {
+        "machine": machine,
+        "device": device_name(args.device),
+        "torch": torch.__version__,
+        "matmul_flops_per_second": refs["fp32"]["matmul"],
+        "references_flops_per_second": refs,
+        "tf32": tf32_settings(),
+        "rows": [],
+        "errors": [],
+    }
 
-    def save() -> None:                             # after every row: a run cut short keeps what it measured
+    def save() -> None:  # after every row: a run cut short keeps what it measured
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 
     save()
     for size in args.sizes:
         theirs = f2p(size, min(max(args.batch), args.f2p_batch), args.f2p_steps, args.device)
-        for variant in args.variants:               # variants outermost: compilation, the slowest, comes last
+        for variant in args.variants:  # variants outermost: compilation, the slowest, comes last
             for batch in args.batch:
                 try:
                     mine = ours(size, batch, args.device, variant)
-                except Exception as error:          # noqa: BLE001 - one failing variant must not hide the others
-                    report["errors"].append({"size": size, "batch": batch, "variant": variant,
-                                             "error": f"{type(error).__name__}: {error}"[:2000]})
+                except Exception as error:  # noqa: BLE001 - one failing variant must not hide the others
+                    report["errors"].append(
+                        {
+                            "size": size,
+                            "batch": batch,
+                            "variant": variant,
+                            "error": f"{type(error).__name__}: {error}"[:2000],
+                        }
+                    )
                     print(f"{size} px, batch {batch}, {variant}: FAILED {report['errors'][-1]['error'][:300]}")
                     save()
                     continue
                 ref = refs["bf16" if variant_settings(variant)["bf16"] and "bf16" in refs else "fp32"]
-                row = {"size": size, "batch": batch, "variant": variant, "ours": mine, "f2p": theirs,
-                       "speedup_vs_f2p": mine["images_per_second"] / theirs["images_per_second"],
-                       "flop_utilisation": mine["flops_per_second"] / ref["matmul"],
-                       "conv_utilisation": mine["flops_per_second"] / ref["conv3x3"]}
+                row = {
+                    "size": size,
+                    "batch": batch,
+                    "variant": variant,
+                    "ours": mine,
+                    "f2p": theirs,
+                    "speedup_vs_f2p": mine["images_per_second"] / theirs["images_per_second"],
+                    "flop_utilisation": mine["flops_per_second"] / ref["matmul"],
+                    "conv_utilisation": mine["flops_per_second"] / ref["conv3x3"],
+                }
                 report["rows"].append(row)
-                print(f"{size} px, batch {batch}, {variant}: ours {mine['images_per_second']:.1f}/s, "
-                      f"F2P {theirs['images_per_second']:.4f}/s (x{row['speedup_vs_f2p']:.0f}); "
-                      f"utilisation {row['flop_utilisation']:.1%} of matmul, {row['conv_utilisation']:.1%} of conv")
+                print(
+                    f"{size} px, batch {batch}, {variant}: ours {mine['images_per_second']:.1f}/s, "
+                    f"F2P {theirs['images_per_second']:.4f}/s (x{row['speedup_vs_f2p']:.0f}); "
+                    f"utilisation {row['flop_utilisation']:.1%} of matmul, {row['conv_utilisation']:.1%} of conv"
+                )
                 save()
-    best = max((r["ours"]["images_per_second"] for r in report["rows"] if r["size"] == 256 and r["variant"] != "fp32"),
-               default=None)
-    report["goal_256px_images_per_second"] = {"goal": GOAL_IMAGES_PER_SECOND, "best": best,
-                                              "met": best is not None and best >= GOAL_IMAGES_PER_SECOND}
+    best = max(
+        (r["ours"]["images_per_second"] for r in report["rows"] if r["size"] == 256 and r["variant"] != "fp32"),
+        default=None,
+    )
+    report["goal_256px_images_per_second"] = {
+        "goal": GOAL_IMAGES_PER_SECOND,
+        "best": best,
+        "met": best is not None and best >= GOAL_IMAGES_PER_SECOND,
+    }
     save()
     if args.out == RESULTS and torch.device(args.device).type == "cpu":
         write_readme(report, machine)
@@ -207,17 +247,25 @@ def main(argv=None) -> dict:
 def write_readme(report: dict, machine: str) -> None:
     """The CPU table between the inference-bench markers of bench/README.md."""
     peak = report["matmul_flops_per_second"]
-    table = ["| px | ours images/s | F2P images/s (400 steps) | ours / F2P | GFLOP per image | GFLOP/s achieved | matmul GFLOP/s | utilisation |",
-             "|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| px | ours images/s | F2P images/s (400 steps) | ours / F2P | GFLOP per image | GFLOP/s achieved | matmul GFLOP/s | utilisation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
-        table.append(f"| {r['size']} | {r['ours']['images_per_second']:.1f} | {r['f2p']['images_per_second']:.4f} | "
-                     f"{r['speedup_vs_f2p']:.0f}x | {r['ours']['flops_per_image'] / 1e9:.2f} | "
-                     f"{r['ours']['flops_per_second'] / 1e9:.1f} | {peak / 1e9:.1f} | {r['flop_utilisation']:.0%} |")
+        table.append(
+            f"| {r['size']} | {r['ours']['images_per_second']:.1f} | {r['f2p']['images_per_second']:.4f} | "
+            f"{r['speedup_vs_f2p']:.0f}x | {r['ours']['flops_per_image'] / 1e9:.2f} | "
+            f"{r['ours']['flops_per_second'] / 1e9:.1f} | {peak / 1e9:.1f} | {r['flop_utilisation']:.0%} |"
+        )
     begin, end = "<!-- inference-bench:begin -->", "<!-- inference-bench:end -->"
-    block = f"{begin}\nMeasured by `python -m bench.inference` on {machine} (CPU; no GPU was lent).\n\n" + "\n".join(table) + f"\n{end}"
+    block = (
+        f"{begin}\nMeasured by `python -m bench.inference` on {machine} (CPU; no GPU was lent).\n\n"
+        + "\n".join(table)
+        + f"\n{end}"
+    )
     text = README.read_text()
     if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text += "\n## Inference: ours vs F2P, and FLOP utilisation\n\n" + block + "\n"
     README.write_text(text)

@@ -13,6 +13,7 @@ and for each: RMSE over all 267 parameters against predicting 0 (the neutral fac
 VISIBLE_GREY_LEVELS) the correlation, offset and slope of prediction on truth. Needs the demo imitator
 (runs/demo-imitator) and renders the sets it lacks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,29 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SUPERVISED = ["--model.init_args.screenshot_supervision_weight", "1.0", "--model.init_args.parameter_prior_weight", "0"]
-LINEAR_DOMAIN = ["--model.init_args.lambda_domain", "1.0", "--model.init_args.mmd_kernel", "linear",
-                 "--model.init_args.mmd_on_features", "false"]
+LINEAR_DOMAIN = [
+    "--model.init_args.lambda_domain",
+    "1.0",
+    "--model.init_args.mmd_kernel",
+    "linear",
+    "--model.init_args.mmd_on_features",
+    "false",
+]
 
 
 # The demo imitator is trained on the neutral_mix prior; the rows measured before it became the demo's went
 # through the uniform-prior one, named here so they reproduce. Each variant names its imitator.
-IMITATORS = {"runs/demo-imitator": ["experiments/demo/imitator.yaml"],
-             "runs/demo-imitator-uniform": ["experiments/demo/imitator.yaml", "experiments/demo/imitator_uniform.yaml"]}
+IMITATORS = {
+    "runs/demo-imitator": ["experiments/demo/imitator.yaml"],
+    "runs/demo-imitator-uniform": ["experiments/demo/imitator.yaml", "experiments/demo/imitator_uniform.yaml"],
+}
 MIX_IMITATOR, UNIFORM_IMITATOR = IMITATORS
 # The demo's photo source, rendered with the benchmark's expressions, glasses and occluders (eval/demo.py).
-EXTRAS_SOURCE = ("{kind: synthetic, root: data/photo-64-extras, identities_per_batch: 8, photos_per_identity: 2, "
-                 "generate: {count: 1200, size: 64, seed: 1, renders_per_identity: 4, "
-                 "extras: {expressions: 0.5, glasses: 0.3, occluders: 0.2}}}")
+EXTRAS_SOURCE = (
+    "{kind: synthetic, root: data/photo-64-extras, identities_per_batch: 8, photos_per_identity: 2, "
+    "generate: {count: 1200, size: 64, seed: 1, renders_per_identity: 4, "
+    "extras: {expressions: 0.5, glasses: 0.3, occluders: 0.2}}}"
+)
 
 
 def without(*terms: str) -> list[str]:
@@ -48,8 +59,13 @@ def without(*terms: str) -> list[str]:
 def as_measured(overrides: list[str]) -> list[str]:
     """The rows here were measured on the demo's first screenshot set (2,000); train() also drops the callbacks,
     so they have no shrinkage calibration either."""
-    return ["--data.init_args.target_root", "data/game-game-64", "--data.init_args.generate",
-            "{count: 2000, size: 64, seed: 0}", *overrides]
+    return [
+        "--data.init_args.target_root",
+        "data/game-game-64",
+        "--data.init_args.generate",
+        "{count: 2000, size: 64, seed: 0}",
+        *overrides,
+    ]
 
 
 def uniform(overrides: list[str]) -> list[str]:
@@ -62,32 +78,67 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "sup_only": ("supervision alone", uniform(SUPERVISED + without("restored", "contrastive", "consistency"))),
     "sup_restored": ("supervision + L_restored", uniform(SUPERVISED + without("contrastive", "consistency"))),
     "sup_linear_domain_all": ("+ supervision, no prior, linear L_domain", uniform(SUPERVISED + LINEAR_DOMAIN)),
-    "sup_restored_vs_G": ("+ supervision, L_restored against G(p_true), linear L_domain",
-                          uniform(SUPERVISED + LINEAR_DOMAIN + ["--model.init_args.restore_against", "imitator"])),
-    "sup_linear_domain": ("supervision + linear L_domain", uniform(SUPERVISED + LINEAR_DOMAIN
-                                                                  + without("restored", "contrastive", "consistency"))),
+    "sup_restored_vs_G": (
+        "+ supervision, L_restored against G(p_true), linear L_domain",
+        uniform(SUPERVISED + LINEAR_DOMAIN + ["--model.init_args.restore_against", "imitator"]),
+    ),
+    "sup_linear_domain": (
+        "supervision + linear L_domain",
+        uniform(SUPERVISED + LINEAR_DOMAIN + without("restored", "contrastive", "consistency")),
+    ),
     "sup_consistency": ("supervision + L_consistency", uniform(SUPERVISED + without("restored", "contrastive"))),
-    "sup_linear_domain_contrastive": ("supervision + linear L_domain + L_contrastive",
-                                      uniform(SUPERVISED + LINEAR_DOMAIN + without("restored", "consistency"))),
-    "supervised_yaml": ("experiments/demo/supervised.yaml without L_restored (the above + prior 1)",
-                        uniform(["--config", "experiments/demo/supervised.yaml", *without("restored")])),
-    "demo_mix_imitator": ("demo through an imitator trained on the neutral_mix prior",
-                          as_measured(["--model.init_args.imitator_checkpoint", MIX_IMITATOR])),
-    "supervised_yaml_restored_mix": ("supervised.yaml with L_restored and L_consistency back, through the "
-                                     "neutral_mix imitator",
-                                     as_measured(["--config", "experiments/demo/supervised.yaml",
-                                                  "--model.init_args.lambda_restored", "1.0",
-                                                  "--model.init_args.lambda_consistency", "0.02",
-                                                  "--model.init_args.imitator_checkpoint", MIX_IMITATOR])),
-    "supervised_yaml_restored01_mix": ("experiments/demo/supervised.yaml: L_restored at 0.1 through the neutral_mix "
-                                       "imitator",
-                                       as_measured(["--config", "experiments/demo/supervised.yaml",
-                                                    "--model.init_args.lambda_restored", "0.1",
-                                                    "--model.init_args.imitator_checkpoint", MIX_IMITATOR])),
-    "supervised_yaml_extras": ("supervised.yaml without L_restored, source photos with the benchmark's extras "
-                               "(other people)",
-                               uniform(["--config", "experiments/demo/supervised.yaml", *without("restored"),
-                                        "--data.init_args.source", EXTRAS_SOURCE])),
+    "sup_linear_domain_contrastive": (
+        "supervision + linear L_domain + L_contrastive",
+        uniform(SUPERVISED + LINEAR_DOMAIN + without("restored", "consistency")),
+    ),
+    "supervised_yaml": (
+        "experiments/demo/supervised.yaml without L_restored (the above + prior 1)",
+        uniform(["--config", "experiments/demo/supervised.yaml", *without("restored")]),
+    ),
+    "demo_mix_imitator": (
+        "demo through an imitator trained on the neutral_mix prior",
+        as_measured(["--model.init_args.imitator_checkpoint", MIX_IMITATOR]),
+    ),
+    "supervised_yaml_restored_mix": (
+        "supervised.yaml with L_restored and L_consistency back, through the neutral_mix imitator",
+        as_measured(
+            [
+                "--config",
+                "experiments/demo/supervised.yaml",
+                "--model.init_args.lambda_restored",
+                "1.0",
+                "--model.init_args.lambda_consistency",
+                "0.02",
+                "--model.init_args.imitator_checkpoint",
+                MIX_IMITATOR,
+            ]
+        ),
+    ),
+    "supervised_yaml_restored01_mix": (
+        "experiments/demo/supervised.yaml: L_restored at 0.1 through the neutral_mix imitator",
+        as_measured(
+            [
+                "--config",
+                "experiments/demo/supervised.yaml",
+                "--model.init_args.lambda_restored",
+                "0.1",
+                "--model.init_args.imitator_checkpoint",
+                MIX_IMITATOR,
+            ]
+        ),
+    ),
+    "supervised_yaml_extras": (
+        "supervised.yaml without L_restored, source photos with the benchmark's extras (other people)",
+        uniform(
+            [
+                "--config",
+                "experiments/demo/supervised.yaml",
+                *without("restored"),
+                "--data.init_args.source",
+                EXTRAS_SOURCE,
+            ]
+        ),
+    ),
 }
 
 
@@ -104,8 +155,19 @@ def train(name: str, overrides: list[str]) -> Path:
     run = REPO / "runs" / f"variant-{name}"
     checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
-        fit(["--config", "experiments/demo/main.yaml", *overrides, "--run.name", run.name,
-             "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false"])
+        fit(
+            [
+                "--config",
+                "experiments/demo/main.yaml",
+                *overrides,
+                "--run.name",
+                run.name,
+                "--trainer.callbacks",
+                "null",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
     return checkpoint
 
 
@@ -119,20 +181,28 @@ def summary(predicted: np.ndarray, truth: np.ndarray, visible: np.ndarray, names
     for i in visible:
         spread = truth[:, i].var()
         slope = float(np.cov(truth[:, i], predicted[:, i], bias=True)[0, 1] / spread) if spread > 0 else 0.0
-        per_parameter[names[i]] = {"correlation": float(correlation[i]), "offset": float(error[:, i].mean()),
-                                   "slope": slope}
-    return {"count": len(truth), "rmse": float(np.sqrt((error ** 2).mean())),
-            "rmse_predicting_zero": float(np.sqrt((truth ** 2).mean())),
-            "mean_abs_offset": float(np.abs(error.mean(0)).mean()),
-            "visible": per_parameter}
+        per_parameter[names[i]] = {
+            "correlation": float(correlation[i]),
+            "offset": float(error[:, i].mean()),
+            "slope": slope,
+        }
+    return {
+        "count": len(truth),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "rmse_predicting_zero": float(np.sqrt((truth**2).mean())),
+        "mean_abs_offset": float(np.abs(error.mean(0)).mean()),
+        "visible": per_parameter,
+    }
 
 
 def table(results: list[dict]) -> str:
     """Markdown: per variant, RMSE over the neutral face's per set, and skin tone / hair colour offset and r."""
     sets = ("screenshots", "photos", "benchmark")
-    lines = ["| variant | RMSE / neutral face: " + " / ".join(sets) + " | mean abs offset (benchmark) | "
-             "skin tone offset, r: screenshots / benchmark | hair colour offset, r: screenshots / benchmark |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| variant | RMSE / neutral face: " + " / ".join(sets) + " | mean abs offset (benchmark) | "
+        "skin tone offset, r: screenshots / benchmark | hair colour offset, r: screenshots / benchmark |",
+        "|---|---|---|---|---|",
+    ]
     for r in results:
         ratios = " / ".join(f"{r[s]['rmse'] / r[s]['rmse_predicting_zero']:.4f}" for s in sets)
         cells = []
@@ -159,15 +229,21 @@ def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     photo_split = json.loads((REPO / "data/photo-64/identity_split.json").read_text())
     photo_people = np.load(REPO / "data/photo-64/identities.npy")
     bench = load_benchmark()
-    return {"screenshots": read("data/game-game-64", game_split["val"]),
-            "photos": read("data/photo-64", np.flatnonzero(np.isin(photo_people, photo_split["val"]))),
-            "benchmark": (benchmark_images(bench, range(bench.num_images)), bench.parameters)}
+    return {
+        "screenshots": read("data/game-game-64", game_split["val"]),
+        "photos": read("data/photo-64", np.flatnonzero(np.isin(photo_people, photo_split["val"]))),
+        "benchmark": (benchmark_images(bench, range(bench.num_images)), bench.parameters),
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="variants to train (if missing) and score; all by default: " + ", ".join(VARIANTS))
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="variants to train (if missing) and score; all by default: " + ", ".join(VARIANTS),
+    )
     parser.add_argument("--out", default="bench/results/objective_variants")
     args = parser.parse_args(argv)
     # Checked here, not with choices=: Python 3.11's argparse checks an empty "*" list against the choices.
@@ -192,7 +268,7 @@ def main(argv=None) -> Path:
         descriptor = ParameterDescriptor(name, *load_regression(checkpoint))
         result = {"variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1]}
         for set_name, (images, truth) in sets.items():
-            predicted = torch.cat([descriptor(images[i:i + 100]) for i in range(0, len(images), 100)]).numpy()
+            predicted = torch.cat([descriptor(images[i : i + 100]) for i in range(0, len(images), 100)]).numpy()
             result[set_name] = summary(predicted, truth, visible, P.names())
         (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(name, {s: round(result[s]["rmse"] / result[s]["rmse_predicting_zero"], 4) for s in sets}, flush=True)

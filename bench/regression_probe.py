@@ -14,6 +14,7 @@ last row, and the per-parameter Pearson correlation of regressed and true photo 
 visible quartile (bench/results/sensitivity.csv) and the ten most visible parameters. The photos must be a
 synthetic set: real photos have no ground truth.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,12 +56,22 @@ def build(args: argparse.Namespace) -> tuple[RegressionModule, CrossDomainDataMo
     config = yaml.safe_load(DEMO_CONFIG.read_text())
     seed_everything(config["seed_everything"])
     model, data = config["model"]["init_args"], config["data"]["init_args"]
-    module = RegressionModule(model["encoder"], model["regressor"], args.imitator or model["imitator_checkpoint"],
-                              optimizer=functools.partial(torch.optim.Adam, lr=args.lr), **dict(args.set))
+    module = RegressionModule(
+        model["encoder"],
+        model["regressor"],
+        args.imitator or model["imitator_checkpoint"],
+        optimizer=functools.partial(torch.optim.Adam, lr=args.lr),
+        **dict(args.set),
+    )
     source = data["source"] | {"root": args.source_root or data["source"]["root"]}
-    data |= {"target_root": args.target_root or data["target_root"], "source": source,
-             "batch_size": args.batch_size or data["batch_size"],
-             "num_workers": 0, "pin_memory": False, "persistent_workers": False}  # 64 px images load fast in-process
+    data |= {
+        "target_root": args.target_root or data["target_root"],
+        "source": source,
+        "batch_size": args.batch_size or data["batch_size"],
+        "num_workers": 0,
+        "pin_memory": False,
+        "persistent_workers": False,
+    }  # 64 px images load fast in-process
     datamodule = CrossDomainDataModule(**data)
     # No Lightning Trainer: its samplers read the epoch from this stand-in, so every pass is a fresh shuffle.
     datamodule.trainer = SimpleNamespace(current_epoch=0, world_size=1, global_rank=0)
@@ -88,12 +99,19 @@ def evaluate(module: RegressionModule, datamodule: CrossDomainDataModule, device
 
 def row(step: int, seconds: float, terms: dict[str, float], held_out: dict, most_visible: np.ndarray | None) -> dict:
     """One line of the log: RMSE per domain, mean training terms, correlations on the photos."""
-    rmse = {domain: float(np.sqrt(((predicted - truth) ** 2).mean())) for domain, (predicted, truth) in
-            held_out.items()}
-    result = {"step": step, "seconds": round(seconds, 1), "rmse_target": rmse["target"], "rmse_photo": rmse["source"],
-              "rmse_photo_zero": float(np.sqrt((held_out["source"][1] ** 2).mean())), **terms}
+    rmse = {
+        domain: float(np.sqrt(((predicted - truth) ** 2).mean())) for domain, (predicted, truth) in held_out.items()
+    }
+    result = {
+        "step": step,
+        "seconds": round(seconds, 1),
+        "rmse_target": rmse["target"],
+        "rmse_photo": rmse["source"],
+        "rmse_photo_zero": float(np.sqrt((held_out["source"][1] ** 2).mean())),
+        **terms,
+    }
     predicted, truth = held_out["target"]
-    scale = shrinkage_factors(*(torch.from_numpy(x) for x in ((predicted * truth).sum(0), (predicted ** 2).sum(0))))
+    scale = shrinkage_factors(*(torch.from_numpy(x) for x in ((predicted * truth).sum(0), (predicted**2).sum(0))))
     photo_predicted, photo_truth = held_out["source"]
     result["rmse_photo_shrunk"] = float(np.sqrt(((photo_predicted * scale.numpy() - photo_truth) ** 2).mean()))
     if most_visible is not None:  # None: read_visibility has warned that the table is missing
@@ -111,8 +129,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam's, constant (the paper's 3e-4 by default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
-                        help="a RegressionModule init arg, e.g. parameter_prior_weight=0.05 (repeatable)")
+    parser.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a RegressionModule init arg, e.g. parameter_prior_weight=0.05 (repeatable)",
+    )
     parser.add_argument("--imitator", help="imitator run or checkpoint (default: the demo config's)")
     parser.add_argument("--target-root", help="screenshot set (default: the demo config's)")
     parser.add_argument("--source-root", help="synthetic photo set (default: the demo config's)")
@@ -123,10 +147,18 @@ def main(argv: list[str] | None = None) -> dict:
     module, datamodule = build(args)
     optimizer, visibility = module.configure_optimizers(), read_visibility()
     most_visible = np.argsort(visibility, kind="stable")[::-1] if visibility is not None else None
-    settings = vars(args) | {"set": dict(args.set), "out": str(args.out), "imitator": str(module.imitator_file),
-                             "target_root": datamodule.hparams.target_root, "source_root": datamodule.source.root}
-    log = {"settings": settings, "rows": [],
-           "top10_parameters": [P.names()[i] for i in most_visible[:10]] if most_visible is not None else []}
+    settings = vars(args) | {
+        "set": dict(args.set),
+        "out": str(args.out),
+        "imitator": str(module.imitator_file),
+        "target_root": datamodule.hparams.target_root,
+        "source_root": datamodule.source.root,
+    }
+    log = {
+        "settings": settings,
+        "rows": [],
+        "top10_parameters": [P.names()[i] for i in most_visible[:10]] if most_visible is not None else [],
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     train, sums, since, step, started = datamodule.train_dataloader(), {}, 0, 0, time.perf_counter()
     while step < args.steps:
@@ -142,8 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
                     sums[name] = sums.get(name, 0.0) + float(value)
             if step % args.eval_every == 0 or step == args.steps:
                 terms = {name: value / since for name, value in sums.items()}
-                line = row(step, time.perf_counter() - started, terms, evaluate(module, datamodule, args.device),
-                           most_visible)
+                line = row(
+                    step, time.perf_counter() - started, terms, evaluate(module, datamodule, args.device), most_visible
+                )
                 print(args.name, json.dumps(line), flush=True)
                 log["rows"].append(line)
                 (args.out / f"{args.name}.json").write_text(json.dumps(log, indent=1))  # a killed run keeps its rows

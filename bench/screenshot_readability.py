@@ -15,6 +15,7 @@ data/game-game-64). --benchmark also scores each trained network on the demo's h
 (eval/demo.py) with eval.verify's bootstrap interval: how much of what was read on screenshots survives the
 photo style when nothing aligns the two domains.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,7 @@ def load_set(root: Path, count: int, size: int) -> tuple[torch.Tensor, np.ndarra
     screenshots = open_screenshot_set(root)
     with ThreadPoolExecutor(2) as pool:
         images = np.stack(list(pool.map(lambda path: load_image(path, size), screenshots.files)))
-    split = load_or_make_split(root / "split.json", len(screenshots), 0.05, 0)   # the demo datamodule's settings
+    split = load_or_make_split(root / "split.json", len(screenshots), 0.05, 0)  # the demo datamodule's settings
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), screenshots.parameters, split
 
 
@@ -95,13 +96,13 @@ def predict(net: nn.Module, images: torch.Tensor) -> np.ndarray:
     """Parameters of (N, 3, S, S) images, uint8 or float in [0, 1]."""
     net.eval()
     scale = 255 if images.dtype == torch.uint8 else 1
-    predicted = torch.cat([net(images[i:i + 256].float() / scale)[0] for i in range(0, len(images), 256)]).numpy()
+    predicted = torch.cat([net(images[i : i + 256].float() / scale)[0] for i in range(0, len(images), 256)]).numpy()
     net.train()
     return predicted
 
 
 def held_out_ratio(net: nn.Module, images: torch.Tensor, truth: np.ndarray) -> float:
-    return float(np.sqrt(((predict(net, images) - truth) ** 2).mean() / (truth ** 2).mean()))
+    return float(np.sqrt(((predict(net, images) - truth) ** 2).mean() / (truth**2).mean()))
 
 
 def benchmark_score(net: nn.Module) -> dict:
@@ -111,8 +112,9 @@ def benchmark_score(net: nn.Module) -> dict:
 
     bench = load_benchmark()
     predicted = predict(net, benchmark_images(bench, range(bench.num_images)))
-    return ratio_interval((predicted - bench.parameters) ** 2, bench.parameters.astype(np.float64) ** 2,
-                          bench.identities)
+    return ratio_interval(
+        (predicted - bench.parameters) ** 2, bench.parameters.astype(np.float64) ** 2, bench.identities
+    )
 
 
 def run(name: str, images: torch.Tensor, parameters: np.ndarray, split: dict, args: argparse.Namespace) -> dict:
@@ -122,8 +124,12 @@ def run(name: str, images: torch.Tensor, parameters: np.ndarray, split: dict, ar
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     train, val = np.asarray(split["train"]), np.asarray(split["val"])
     targets = torch.from_numpy(parameters) / 2.5
-    log = {"network": name, "settings": {k: str(v) for k, v in vars(args).items()},
-           "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad), "rows": []}
+    log = {
+        "network": name,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "rows": [],
+    }
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
         rows = rng.choice(train, args.batch_size)
@@ -133,9 +139,12 @@ def run(name: str, images: torch.Tensor, parameters: np.ndarray, split: dict, ar
         loss.backward()
         optimizer.step()
         if step % args.eval_every == 0 or step == args.steps:
-            line = {"step": step, "seconds": round(time.perf_counter() - started, 1),
-                    "train_loss": round(loss.item(), 4),
-                    "held_out_rmse_over_neutral": round(held_out_ratio(net, images[val], parameters[val]), 4)}
+            line = {
+                "step": step,
+                "seconds": round(time.perf_counter() - started, 1),
+                "train_loss": round(loss.item(), 4),
+                "held_out_rmse_over_neutral": round(held_out_ratio(net, images[val], parameters[val]), 4),
+            }
             print(name, json.dumps(line), flush=True)
             log["rows"].append(line)
             (args.out / f"{name}.json").write_text(json.dumps(log, indent=1) + "\n")  # a killed run keeps its rows
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/screenshot_readability")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.networks) - set(NETWORKS))
-    if unknown:   # checked here, not with choices=: see bench.objective_variants
+    if unknown:  # checked here, not with choices=: see bench.objective_variants
         parser.error(f"unknown network(s) {unknown}; choose from {', '.join(NETWORKS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     images, parameters, split = load_set(args.root, args.count, args.size)

@@ -4,6 +4,7 @@ The module says what to show through `sample_images(batch) -> {column name: (B, 
 (the imitator: engine screenshot | imitator output); the DataModule gives the fixed batch through
 `preview_batch(num_samples)`. One row per sample, one column per entry.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,7 +52,7 @@ class ImageGridCallback(Callback):
 
     @rank_zero_only
     def _save_and_log(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        batch = move_data_to_device(self.batch, pl_module.device)   # nested {"target", "source"} too
+        batch = move_data_to_device(self.batch, pl_module.device)  # nested {"target", "source"} too
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():

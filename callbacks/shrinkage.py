@@ -13,6 +13,7 @@ i.e. the best linear shrinkage towards 0, the game prior's mean (the neutral fac
 checkpoint saved after the epoch, and every tool that loads one, regresses calibrated parameters. Written here
 rather than taken from a library: it is one closed-form ratio, and it must live in R's buffer to travel with it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,11 +41,15 @@ class ShrinkageCalibration(Callback):
         datamodule = trainer.datamodule
         dataset = getattr(datamodule, "val_dataset", None)
         if dataset is None:
-            raise ValueError("ShrinkageCalibration needs the datamodule's val_dataset of screenshots with their "
-                             "true parameters (CrossDomainDataModule)")
+            raise ValueError(
+                "ShrinkageCalibration needs the datamodule's val_dataset of screenshots with their "
+                "true parameters (CrossDomainDataModule)"
+            )
         if len(dataset) < self.min_screenshots:
-            rank_zero_warn(f"ShrinkageCalibration: only {len(dataset)} validation screenshots; the factors of "
-                           f"{pl_module.regressor.num_parameters} parameters will be noisy")
+            rank_zero_warn(
+                f"ShrinkageCalibration: only {len(dataset)} validation screenshots; the factors of "
+                f"{pl_module.regressor.num_parameters} parameters will be noisy"
+            )
         # Each rank takes its share of the rows; the sums are added over ranks below.
         rows = range(trainer.global_rank, len(dataset), trainer.world_size)
         loader = DataLoader(torch.utils.data.Subset(dataset, rows), batch_size=self.batch_size)
@@ -52,10 +57,11 @@ class ShrinkageCalibration(Callback):
         products = torch.zeros(regressor.num_parameters, dtype=torch.float64, device=pl_module.device)
         squares = torch.zeros_like(products)
         was_training = pl_module.training
-        pl_module.eval()   # the codebooks' EMA must not learn from this pass
+        pl_module.eval()  # the codebooks' EMA must not learn from this pass
         for batch in loader:
             batch = datamodule.on_after_batch_transfer(
-                {key: value.to(pl_module.device) for key, value in batch.items()}, 0)
+                {key: value.to(pl_module.device) for key, value in batch.items()}, 0
+            )
             _, raw = regressor(pl_module.encoder(batch["image"]).features, shrink=False)
             raw, truth = raw.double(), batch["parameters"].double()
             products += (raw * truth).sum(0)
@@ -65,5 +71,9 @@ class ShrinkageCalibration(Callback):
         squares = trainer.strategy.reduce(squares, reduce_op="sum")
         factor = shrinkage_factors(products, squares)
         regressor.shrinkage.copy_(factor.to(regressor.shrinkage))
-        pl_module.log_dict({"calibration/mean_shrinkage": factor.mean().float(),
-                            "calibration/parameters_kept_over_half": (factor > 0.5).sum().float()})
+        pl_module.log_dict(
+            {
+                "calibration/mean_shrinkage": factor.mean().float(),
+                "calibration/parameters_kept_over_half": (factor > 0.5).sum().float(),
+            }
+        )

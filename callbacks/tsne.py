@@ -5,6 +5,7 @@ both domains (`datamodule.preview_batch(num_samples)` -> {"target": {"image"}, "
 sklearn's t-SNE embeds them together. The picture goes to `images/tsne-epoch{E:03d}.png` in the run folder
 and to loggers that take images (W&B). Drawn with matplotlib when it is installed, else with PIL.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,8 +53,14 @@ def draw_embedding(points: np.ndarray, labels: np.ndarray, title: str, size: int
 class TSNECallback(Callback):
     """Saves `images/tsne-epoch{E:03d}.png` every `every_n_epochs` validation epochs and logs it as `{key}`."""
 
-    def __init__(self, every_n_epochs: int = 10, num_samples: int = 200, perplexity: float = 30.0, seed: int = 0,
-                 key: str = "val/tsne") -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        num_samples: int = 200,
+        perplexity: float = 30.0,
+        seed: int = 0,
+        key: str = "val/tsne",
+    ) -> None:
         self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
         self.perplexity = perplexity
@@ -77,8 +84,10 @@ class TSNECallback(Callback):
         preview = getattr(trainer.datamodule, "preview_batch", None)
         batch = preview(self.num_samples) if preview is not None else {}
         if not all(isinstance(batch.get(domain), dict) for domain in DOMAINS):
-            rank_zero_warn("TSNECallback needs datamodule.preview_batch(k) -> {'target': ..., 'source': ...} "
-                           "(CrossDomainDataModule with data.source); no t-SNE")
+            rank_zero_warn(
+                "TSNECallback needs datamodule.preview_batch(k) -> {'target': ..., 'source': ...} "
+                "(CrossDomainDataModule with data.source); no t-SNE"
+            )
             return None
         return {domain: batch[domain]["image"] for domain in DOMAINS}
 
@@ -91,8 +100,10 @@ class TSNECallback(Callback):
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():  # in chunks: num_samples images at paper scale do not fit one pass
-            params = [torch.cat([pl_module(chunk.to(pl_module.device)).float().cpu() for chunk in images.split(32)])
-                      for images in self.samples.values()]
+            params = [
+                torch.cat([pl_module(chunk.to(pl_module.device)).float().cpu() for chunk in images.split(32)])
+                for images in self.samples.values()
+            ]
         pl_module.train(was_training)
         features = torch.cat(params).numpy()
         labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(params)])

@@ -5,6 +5,7 @@ synthetic photo set by default) through the module being trained and logs `val/v
 `val/verify_acc_std`. The module's parameters come from `pl_module.predict_parameters(images)` when it has
 that hook, else from `pl_module.regressor(pl_module.encoder(images).features)[1]`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,12 +27,25 @@ def predict_parameters(pl_module: LightningModule, images: torch.Tensor) -> torc
 class VerificationCallback(Callback):
     """Logs `{key}` and `{key}_std`: verification accuracy with the regressed parameters as the descriptor."""
 
-    def __init__(self, root: str, bench: str = "synthetic", every_n_epochs: int = 1, max_pairs: int = 600,
-                 batch_size: int = 64, image_size: int | None = None, seed: int = 0,
-                 key: str = "val/verify_acc") -> None:
+    def __init__(
+        self,
+        root: str,
+        bench: str = "synthetic",
+        every_n_epochs: int = 1,
+        max_pairs: int = 600,
+        batch_size: int = 64,
+        image_size: int | None = None,
+        seed: int = 0,
+        key: str = "val/verify_acc",
+    ) -> None:
         self.root, self.bench, self.every_n_epochs = root, bench, every_n_epochs
         self.max_pairs, self.batch_size, self.image_size, self.seed, self.key = (
-            max_pairs, batch_size, image_size, seed, key)
+            max_pairs,
+            batch_size,
+            image_size,
+            seed,
+            key,
+        )
         self.benchmark: B.Benchmark | None = None
         self.images: torch.Tensor | None = None
 
@@ -55,7 +69,7 @@ class VerificationCallback(Callback):
 
     def evaluate(self, pl_module: LightningModule):
         """The protocol's result on the benchmark with the module's current weights."""
-        modes = {m: m.training for m in pl_module.modules()}   # restored exactly: frozen parts stay in eval
+        modes = {m: m.training for m in pl_module.modules()}  # restored exactly: frozen parts stay in eval
         pl_module.eval()
         chunks = []
         with torch.no_grad():

@@ -4,6 +4,7 @@ Imitator pre-training uses the target side alone. Cross-domain training adds the
 through `source`: photos with identity labels, aligned to the template, P identities x K photos
 per batch, sharded by rank (datamodules/photos.py, datamodules/sampler.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,7 +54,7 @@ class SourceConfig:
     generate: dict | None = None  # synthetic: {count, size, seed, renders_per_identity} renders a missing set
 
     @classmethod
-    def parse(cls, settings: dict) -> "SourceConfig":
+    def parse(cls, settings: dict) -> SourceConfig:
         """Read the `data.source` dict; an unknown or missing key is an error naming it."""
         known = {f.name for f in fields(cls)}
         unknown = set(settings) - known
@@ -159,8 +160,9 @@ class CrossDomainDataModule(LightningDataModule):
     def _open_photos(self) -> PhotoSet:
         if self.photos is None:
             source = self.source
-            self.photos = open_photo_set(source.kind, source.root, source.val_fraction, source.split_seed,
-                                         source.split_path, source.on_corrupt)
+            self.photos = open_photo_set(
+                source.kind, source.root, source.val_fraction, source.split_seed, source.split_path, source.on_corrupt
+            )
         return self.photos
 
     def prepare_data(self) -> None:
@@ -215,8 +217,9 @@ class CrossDomainDataModule(LightningDataModule):
             size = ScreenshotDataset(screenshots, [0])[0]["image"].shape[-1]
             self.hparams.image_size = size
         if screenshots.size is not None and size is not None and size != screenshots.size:
-            log.warning("%s holds %d px images; resizing each to %d px on load",
-                        screenshots.root, screenshots.size, size)
+            log.warning(
+                "%s holds %d px images; resizing each to %d px on load", screenshots.root, screenshots.size, size
+            )
         self.train_dataset = ScreenshotDataset(screenshots, split["train"], size)
         self.val_dataset = ScreenshotDataset(screenshots, split["val"], size)
         if len(self.train_dataset) < self.hparams.batch_size:
@@ -230,8 +233,9 @@ class CrossDomainDataModule(LightningDataModule):
     def _setup_source(self, size: int) -> None:
         """Photo datasets of the train and val identities, aligned at the model's input size."""
         photos, source = self._open_photos(), self.source
-        self.source_train_dataset = PhotoDataset(photos, photos.rows("train"), size,
-                                                 build_augmentation(source.augment), source.on_corrupt)
+        self.source_train_dataset = PhotoDataset(
+            photos, photos.rows("train"), size, build_augmentation(source.augment), source.on_corrupt
+        )
         self.source_val_dataset = PhotoDataset(photos, photos.rows("val"), size, None, source.on_corrupt)
         for dataset in (self.source_train_dataset, self.source_val_dataset):  # fail here, not at the first batch
             self._identity_sampler(dataset, shuffle=False)
@@ -244,14 +248,20 @@ class CrossDomainDataModule(LightningDataModule):
         world_size, rank = self._rank()
         try:
             return IdentityBatchSampler(
-                dataset.identities, self.source.identities_per_batch, self.source.photos_per_identity,
-                seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), num_replicas=world_size, rank=rank,
-                shuffle=shuffle, trainer=self.trainer,
+                dataset.identities,
+                self.source.identities_per_batch,
+                self.source.photos_per_identity,
+                seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+                num_replicas=world_size,
+                rank=rank,
+                shuffle=shuffle,
+                trainer=self.trainer,
             )
         except ValueError as error:
             split = "train" if dataset is self.source_train_dataset else "val"
-            raise ValueError(f"{self.source.root}, {split} split: {error} (data.source.identities_per_batch, "
-                             f"val_fraction)") from None
+            raise ValueError(
+                f"{self.source.root}, {split} split: {error} (data.source.identities_per_batch, val_fraction)"
+            ) from None
 
     def _source_loader(self, dataset: PhotoDataset, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers if self.source.num_workers is None else self.source.num_workers
@@ -268,8 +278,10 @@ class CrossDomainDataModule(LightningDataModule):
         trainer = self.trainer
         connector = getattr(trainer, "_accelerator_connector", None)
         if trainer is not None and trainer.world_size > 1 and getattr(connector, "use_distributed_sampler", False):
-            raise ValueError("data.source under DDP: set trainer.use_distributed_sampler: false (the DataModule shards "
-                             "every loader by rank itself; Lightning cannot inject a sampler into a batch sampler)")
+            raise ValueError(
+                "data.source under DDP: set trainer.use_distributed_sampler: false (the DataModule shards "
+                "every loader by rank itself; Lightning cannot inject a sampler into a batch sampler)"
+            )
 
     def _loader(self, dataset, **kwargs) -> DataLoader:
         workers = self.hparams.num_workers
@@ -345,8 +357,11 @@ class CrossDomainDataModule(LightningDataModule):
         }
         if self.source is not None:
             photos = self._open_photos()
-            state.update(source_kind=photos.kind, source_root=str(photos.root),
-                         source_split_file=str(photos.split_file) if photos.split_file else None)
+            state.update(
+                source_kind=photos.kind,
+                source_root=str(photos.root),
+                source_split_file=str(photos.split_file) if photos.split_file else None,
+            )
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -7,6 +7,7 @@ Three layouts are read, each into a PhotoSet (image path, identity, split, five 
 Every image is warped to the template with the similarity from its five points, then augmented
 (train only). Every rejection names the file that caused it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,18 @@ log = logging.getLogger(__name__)
 KINDS = ("celeba", "folders", "synthetic")
 CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 CELEBA_PARTITIONS = {0: "train", 1: "val", 2: "test"}
-CELEBA_LANDMARK_COLUMNS = ["lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
-                           "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y"]
+CELEBA_LANDMARK_COLUMNS = [
+    "lefteye_x",
+    "lefteye_y",
+    "righteye_x",
+    "righteye_y",
+    "nose_x",
+    "nose_y",
+    "leftmouth_x",
+    "leftmouth_y",
+    "rightmouth_x",
+    "rightmouth_y",
+]
 # CelebA names the points from the viewer: "lefteye" is the eye on the image's left, the subject's right
 # eye, which is our template's first point; its column order is therefore already ours (right eye,
 # left eye, nose, right mouth, left mouth, where "right" is the subject's right = the viewer's left).
@@ -69,8 +80,14 @@ class PhotoSet:
         return np.flatnonzero(self.splits == split)
 
 
-def open_photo_set(kind: str, root: str | Path, val_fraction: float = 0.05, split_seed: int = 0,
-                   split_path: str | Path | None = None, on_corrupt: str = "raise") -> PhotoSet:
+def open_photo_set(
+    kind: str,
+    root: str | Path,
+    val_fraction: float = 0.05,
+    split_seed: int = 0,
+    split_path: str | Path | None = None,
+    on_corrupt: str = "raise",
+) -> PhotoSet:
     """Open a photo set of `kind` (celeba | folders | synthetic); folder and synthetic sets are split by identity."""
     root = Path(root)
     if kind not in KINDS:
@@ -85,8 +102,17 @@ def open_photo_set(kind: str, root: str | Path, val_fraction: float = 0.05, spli
     split = load_or_make_split(split_file, len(labels), val_fraction, split_seed)  # over identities, not photos
     is_val = np.isin(inverse, split["val"])
     splits = np.where(is_val, "val", "train")
-    return PhotoSet(photos.root, kind, photos.files, photos.identities, splits, photos.points, photos.parameters,
-                    split_file, photos.parameter_table_version)
+    return PhotoSet(
+        photos.root,
+        kind,
+        photos.files,
+        photos.identities,
+        splits,
+        photos.points,
+        photos.parameters,
+        split_file,
+        photos.parameter_table_version,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- readers
@@ -114,8 +140,11 @@ def read_celeba(root: Path, on_corrupt: str = "raise") -> PhotoSet:
         # Landmarks are pixel indices; +0.5 turns them into our continuous coordinates (contracts section 4).
         points = np.array([landmarks[name] for name in names], np.float32).reshape(-1, 5, 2) + 0.5
     else:
-        log.info("%s absent: aligning every CelebA image with the typical landmarks %s",
-                 landmark_file, CELEBA_MEAN_LANDMARKS.tolist())
+        log.info(
+            "%s absent: aligning every CelebA image with the typical landmarks %s",
+            landmark_file,
+            CELEBA_MEAN_LANDMARKS.tolist(),
+        )
         points = np.broadcast_to(CELEBA_MEAN_LANDMARKS + 0.5, (len(names), 5, 2))
     splits = np.array([CELEBA_PARTITIONS.get(int(partitions[name][0]), "") for name in names])
     if not np.isin(splits, list(CELEBA_PARTITIONS.values())).all():
@@ -123,9 +152,12 @@ def read_celeba(root: Path, on_corrupt: str = "raise") -> PhotoSet:
         raise ValueError(f"{partition_file}: {bad} has partition {partitions[bad][0]}, expected 0, 1 or 2")
     keep = _present(images, names, on_corrupt)
     return PhotoSet(
-        root=root, kind="celeba", files=[images / names[i] for i in keep],
+        root=root,
+        kind="celeba",
+        files=[images / names[i] for i in keep],
         identities=np.array([int(identities[names[i]][0]) for i in keep], np.int64),
-        splits=splits[keep], points=np.ascontiguousarray(points[keep]),
+        splits=splits[keep],
+        points=np.ascontiguousarray(points[keep]),
     )
 
 
@@ -146,8 +178,10 @@ def read_folders(root: Path, on_corrupt: str = "raise") -> PhotoSet:
         table = _read_landmarks_csv(root / LANDMARKS_CSV)
         missing = [f for f in files if f.relative_to(root).as_posix() not in table]
         if missing:
-            raise ValueError(f"{root / LANDMARKS_CSV}: no row for {missing[0].relative_to(root).as_posix()} "
-                             f"({len(missing)} of {len(files)} photos have none)")
+            raise ValueError(
+                f"{root / LANDMARKS_CSV}: no row for {missing[0].relative_to(root).as_posix()} "
+                f"({len(missing)} of {len(files)} photos have none)"
+            )
         points = np.array([table[f.relative_to(root).as_posix()] for f in files], np.float32).reshape(-1, 5, 2)
     else:
         log.info("%s: no %s, so the photos are taken as aligned to the template already", root, LANDMARKS_CSV)
@@ -162,9 +196,16 @@ def read_synthetic(root: Path) -> PhotoSet:
     count = len(screenshots)
     identities = _load_array(root / "identities.npy", (count,))
     points = _load_array(root / "points.npy", (count, 5, 2))
-    return PhotoSet(root, "synthetic", screenshots.files, identities.astype(np.int64), np.full(count, "train"),
-                    points.astype(np.float32), screenshots.parameters,
-                    parameter_table_version=screenshots.parameter_table_version)
+    return PhotoSet(
+        root,
+        "synthetic",
+        screenshots.files,
+        identities.astype(np.int64),
+        np.full(count, "train"),
+        points.astype(np.float32),
+        screenshots.parameters,
+        parameter_table_version=screenshots.parameter_table_version,
+    )
 
 
 def _read_name_table(path: Path, columns: int, header: list[str] | None = None) -> dict[str, list[str]]:
@@ -231,8 +272,6 @@ def _load_array(path: Path, shape: tuple) -> np.ndarray:
     return array
 
 
-
-
 # ------------------------------------------------------------------------------------- alignment, augmentation
 
 
@@ -264,16 +303,16 @@ def align_to_template(image: np.ndarray, points: np.ndarray, size: int) -> np.nd
 
 
 AUGMENT_DEFAULTS = {
-    "p": 0.5,         # probability of each enabled transform
-    "colour": 0.2,    # brightness, contrast and saturation factors in [1 - c, 1 + c]
-    "hue": 0.02,      # hue shift, a fraction of the colour circle
-    "blur": 1.0,      # largest Gaussian blur sigma, pixels at the model's input size
-    "noise": 0.03,    # largest Gaussian noise std, a fraction of the 0-255 range
-    "jpeg": 60,       # lowest JPEG quality (re-encoded at quality in [jpeg, 95])
-    "scale": 0.05,    # zoom in [1 - s, 1 + s]
-    "rotate": 5.0,    # rotation in [-r, r] degrees
-    "shift": 0.03,    # translation in [-t, t] of the side
-    "flip": False,    # mirror left-right with probability 0.5 (a mirrored face keeps its identity label)
+    "p": 0.5,  # probability of each enabled transform
+    "colour": 0.2,  # brightness, contrast and saturation factors in [1 - c, 1 + c]
+    "hue": 0.02,  # hue shift, a fraction of the colour circle
+    "blur": 1.0,  # largest Gaussian blur sigma, pixels at the model's input size
+    "noise": 0.03,  # largest Gaussian noise std, a fraction of the 0-255 range
+    "jpeg": 60,  # lowest JPEG quality (re-encoded at quality in [jpeg, 95])
+    "scale": 0.05,  # zoom in [1 - s, 1 + s]
+    "rotate": 5.0,  # rotation in [-r, r] degrees
+    "shift": 0.03,  # translation in [-t, t] of the side
+    "flip": False,  # mirror left-right with probability 0.5 (a mirrored face keeps its identity label)
 }
 
 
@@ -288,8 +327,15 @@ def build_augmentation(settings: dict | bool | None) -> A.Compose | None:
     s = {key: value or 0 for key, value in {**AUGMENT_DEFAULTS, **settings}.items()}  # null = 0 = off
     p, ops = s["p"], []
     if s["scale"] or s["rotate"] or s["shift"]:
-        ops.append(A.Affine(scale=(1 - s["scale"], 1 + s["scale"]), rotate=(-s["rotate"], s["rotate"]),
-                            translate_percent=(-s["shift"], s["shift"]), border_mode=cv2.BORDER_REPLICATE, p=p))
+        ops.append(
+            A.Affine(
+                scale=(1 - s["scale"], 1 + s["scale"]),
+                rotate=(-s["rotate"], s["rotate"]),
+                translate_percent=(-s["shift"], s["shift"]),
+                border_mode=cv2.BORDER_REPLICATE,
+                p=p,
+            )
+        )
     if s["flip"]:
         ops.append(A.HorizontalFlip(p=0.5))
     if s["colour"] or s["hue"]:
@@ -312,8 +358,9 @@ class PhotoDataset(Dataset):
     augmentation seed): the identity sampler passes seeds, so augmentation follows (seed, epoch) too.
     """
 
-    def __init__(self, photos: PhotoSet, rows, image_size: int, augment: A.Compose | None = None,
-                 on_corrupt: str = "raise") -> None:
+    def __init__(
+        self, photos: PhotoSet, rows, image_size: int, augment: A.Compose | None = None, on_corrupt: str = "raise"
+    ) -> None:
         self.photos = photos
         self.rows = np.asarray(rows, np.int64)
         self.identities = photos.identities[self.rows]  # what the identity sampler groups by
@@ -360,8 +407,12 @@ class PhotoDataset(Dataset):
                     image = read_photo(self.photos.files[other_row])
                 except (ValueError, FileNotFoundError):
                     continue
-                log.warning("%s; using %s of the same identity instead (%d skipped in this process)",
-                            error, self.photos.files[other_row].name, self.skipped)
+                log.warning(
+                    "%s; using %s of the same identity instead (%d skipped in this process)",
+                    error,
+                    self.photos.files[other_row].name,
+                    self.skipped,
+                )
                 return image, other_row
             raise ValueError(f"{error}; no readable photo of identity {self.identities[position]} to use") from None
 
@@ -371,6 +422,8 @@ class PhotoDataset(Dataset):
             return self.photos.points[row]
         height, width = image.shape[:2]
         if height != width:
-            raise ValueError(f"{self.photos.files[row]}: {width}x{height} photo without landmarks; photos without "
-                             f"{LANDMARKS_CSV} must be square and aligned to the template (docs/contracts.md 2)")
+            raise ValueError(
+                f"{self.photos.files[row]}: {width}x{height} photo without landmarks; photos without "
+                f"{LANDMARKS_CSV} must be square and aligned to the template (docs/contracts.md 2)"
+            )
         return TEMPLATE * width

@@ -5,6 +5,7 @@ identities gathered across ranks stay distinct negatives. Lightning cannot injec
 DistributedSampler into a batch sampler, so a DDP trainer needs `use_distributed_sampler: false`
 (the DataModule shards every other loader itself too).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,11 +29,23 @@ class IdentityBatchSampler(Sampler):
     the K photos of one person next to each other: person i holds batch rows i*K ... i*K + K - 1.
     """
 
-    def __init__(self, identities, identities_per_batch: int, photos_per_identity: int = 2, *, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0, shuffle: bool = True, trainer=None) -> None:
+    def __init__(
+        self,
+        identities,
+        identities_per_batch: int,
+        photos_per_identity: int = 2,
+        *,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        trainer=None,
+    ) -> None:
         if identities_per_batch < 2 or photos_per_identity < 2:
-            raise ValueError(f"need at least 2 identities x 2 photos per batch (positives and negatives), got "
-                             f"identities_per_batch={identities_per_batch}, photos_per_identity={photos_per_identity}")
+            raise ValueError(
+                f"need at least 2 identities x 2 photos per batch (positives and negatives), got "
+                f"identities_per_batch={identities_per_batch}, photos_per_identity={photos_per_identity}"
+            )
         self.per_batch, self.per_identity = identities_per_batch, photos_per_identity
         self.seed, self.num_replicas, self.rank, self.shuffle, self.trainer = seed, num_replicas, rank, shuffle, trainer
         labels, group, counts = np.unique(np.asarray(identities), return_inverse=True, return_counts=True)
@@ -41,12 +54,18 @@ class IdentityBatchSampler(Sampler):
         self.starts = np.cumsum(counts) - counts
         self.eligible = np.flatnonzero(counts >= photos_per_identity)
         if len(self.eligible) < len(labels):
-            log.info("%d of %d identities have fewer than %d photos and are skipped",
-                     len(labels) - len(self.eligible), len(labels), photos_per_identity)
+            log.info(
+                "%d of %d identities have fewer than %d photos and are skipped",
+                len(labels) - len(self.eligible),
+                len(labels),
+                photos_per_identity,
+            )
         self.num_batches = len(self.eligible) // (identities_per_batch * num_replicas)
         if self.num_batches == 0:
-            raise ValueError(f"{len(self.eligible)} identities with >= {photos_per_identity} photos, fewer than one "
-                             f"batch of {identities_per_batch} per process x {num_replicas} processes")
+            raise ValueError(
+                f"{len(self.eligible)} identities with >= {photos_per_identity} photos, fewer than one "
+                f"batch of {identities_per_batch} per process x {num_replicas} processes"
+            )
         self.epoch, self._pass, self._pass_epoch = 0, 0, None
 
     def set_epoch(self, epoch: int) -> None:
@@ -69,7 +88,7 @@ class IdentityBatchSampler(Sampler):
         photos = ranked[self.starts[people][:, None] + np.arange(self.per_identity)]  # (people, K)
         seeds = rng.integers(0, 2**31, photos.shape)  # same draws on every rank: each takes its own slice
         size = self.per_batch * self.per_identity
-        mine_photos = photos[self.rank::self.num_replicas].reshape(-1, size)
-        mine_seeds = seeds[self.rank::self.num_replicas].reshape(-1, size)
+        mine_photos = photos[self.rank :: self.num_replicas].reshape(-1, size)
+        mine_seeds = seeds[self.rank :: self.num_replicas].reshape(-1, size)
         for batch_photos, batch_seeds in zip(mine_photos, mine_seeds):
             yield [(int(p), int(s)) for p, s in zip(batch_photos, batch_seeds)]

@@ -5,6 +5,7 @@ Two layouts are read:
 - any game's folder (section 4.1): images/*.{png,jpg,jpeg} plus parameters.csv (filename,p0..p266).
 Every check names the file (and row) that broke it, so a bad set is fixed at its source.
 """
+
 from __future__ import annotations
 
 import csv

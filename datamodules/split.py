@@ -3,6 +3,7 @@
 It is drawn once from its seed and then only read, so the validation rows never change under a
 run, across resumes, or between people sharing one dataset folder.
 """
+
 from __future__ import annotations
 
 import json

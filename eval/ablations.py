@@ -9,6 +9,7 @@ runs that already have a last.ckpt are reused. Every checkpoint is scored on the
 synthetic benchmark (eval/demo.py): verification accuracy and parameter-recovery RMSE.
 `python -m eval.ablations [--seeds 0 1 2] [--out runs/ablations]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,22 +23,41 @@ import numpy as np
 from eval.demo import REPO, latest_checkpoint, load_benchmark, log
 
 VARIANTS = ("full", "with_domain", "no_contrastive", "no_consistency", "supervised")
-OVERLAYS = {"full": [], "supervised": ["experiments/demo/supervised.yaml"]}   # the rest: experiments/ablations/
+OVERLAYS = {"full": [], "supervised": ["experiments/demo/supervised.yaml"]}  # the rest: experiments/ablations/
 # Table 3 means; the paper's full model has L_domain, i.e. our demo's with_domain, and its "w/o L_domain"
 # row is our demo's full model.
 PAPER = {"full": 0.8875, "with_domain": 0.8983, "no_contrastive": 0.6172, "no_consistency": 0.8842}
-VERDICT = "closer"   # eval.verify.ratio_interval: the 95% interval of RMSE / neutral face's is below 1
+VERDICT = "closer"  # eval.verify.ratio_interval: the 95% interval of RMSE / neutral face's is below 1
 
 
 def train(variant: str, seed: int) -> Path:
     run = REPO / "runs" / f"ablation-{variant}-s{seed}"
     if latest_checkpoint(run) is None:
-        overlay = [arg for config in OVERLAYS.get(variant, [f"experiments/ablations/{variant}.yaml"])
-                   for arg in ("--config", config)]
+        overlay = [
+            arg
+            for config in OVERLAYS.get(variant, [f"experiments/ablations/{variant}.yaml"])
+            for arg in ("--config", config)
+        ]
         log(f"training {variant}, seed {seed}")
-        subprocess.run([sys.executable, "-m", "lightning_modules.cli", "fit", "--config", "experiments/demo/main.yaml",
-                        *overlay, "--seed_everything", str(seed), "--run.name", run.name, "--run.wandb", "false"],
-                       check=True, cwd=REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lightning_modules.cli",
+                "fit",
+                "--config",
+                "experiments/demo/main.yaml",
+                *overlay,
+                "--seed_everything",
+                str(seed),
+                "--run.name",
+                run.name,
+                "--run.wandb",
+                "false",
+            ],
+            check=True,
+            cwd=REPO,
+        )
     return latest_checkpoint(run)
 
 
@@ -49,18 +69,27 @@ def score(checkpoint: Path, bench) -> dict:
     descriptor = V.ParameterDescriptor("ours", encoder, regressor)
     result = V.evaluate({"synthetic": bench}, [descriptor], visibility=V.read_visibility())
     recovery = result["recovery"]["ours"]["synthetic"]
-    return {"accuracy": result["results"]["ours"]["synthetic"]["accuracy"],
-            "rmse_ratio": recovery["against_zero"]["ratio"], "verdict": recovery["against_zero"]["verdict"],
-            "rmse_ratio_visible": recovery["visible"]["against_zero"]["ratio"],
-            "correlation_visible": recovery["visible"]["correlation_mean"]}
+    return {
+        "accuracy": result["results"]["ours"]["synthetic"]["accuracy"],
+        "rmse_ratio": recovery["against_zero"]["ratio"],
+        "verdict": recovery["against_zero"]["verdict"],
+        "rmse_ratio_visible": recovery["visible"]["against_zero"]["ratio"],
+        "correlation_visible": recovery["visible"]["correlation_mean"],
+    }
 
 
 def table(scores: dict) -> str:
-    columns = {"accuracy": "verification accuracy", "rmse_ratio": "parameter RMSE / neutral face's",
-               "rmse_ratio_visible": "same, visible parameters",
-               "correlation_visible": "correlation, visible parameters"}
-    lines = ["| variant | " + " | ".join(columns.values()) + " | seeds measurably closer than the neutral face | "
-             "paper (mean of Table 3) |", "|---" * (len(columns) + 3) + "|"]
+    columns = {
+        "accuracy": "verification accuracy",
+        "rmse_ratio": "parameter RMSE / neutral face's",
+        "rmse_ratio_visible": "same, visible parameters",
+        "correlation_visible": "correlation, visible parameters",
+    }
+    lines = [
+        "| variant | " + " | ".join(columns.values()) + " | seeds measurably closer than the neutral face | "
+        "paper (mean of Table 3) |",
+        "|---" * (len(columns) + 3) + "|",
+    ]
     for variant, runs in scores.items():
         cells = [f"{np.mean([r[key] for r in runs]):.4f} +- {np.std([r[key] for r in runs]):.4f}" for key in columns]
         closer = sum(r.get("verdict") == VERDICT for r in runs)
@@ -76,8 +105,10 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", default="runs/ablations")
     args = parser.parse_args(argv)
     bench = load_benchmark()
-    scores = {variant: [score(train(variant, seed), bench) | {"seed": seed} for seed in args.seeds]
-              for variant in args.variants}
+    scores = {
+        variant: [score(train(variant, seed), bench) | {"seed": seed} for seed in args.seeds]
+        for variant in args.variants
+    }
     out = REPO / args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.json").write_text(json.dumps(scores, indent=2) + "\n")

@@ -6,6 +6,7 @@ their extent along the eye line) refines them, as MediaPipe's tracking does from
 template's five points come from the 468 landmarks exactly as the game defines them on its head
 (game.engine.Game.template_points), and the least-squares similarity to the template warps the photo.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,12 +31,12 @@ MIN_FACE_PRESENCE = 0.5  # MediaPipe drops a face whose landmark-net presence sc
 class AlignedFace:
     """One face of a photo warped to the template."""
 
-    image: np.ndarray      # (S, S, 3) uint8 RGB, the five points on the template
-    points: np.ndarray     # (5, 2) right eye, left eye, nose tip, right and left mouth corner, photo pixels
-    score: float           # BlazeFace detection score in (0, 1)
-    box: np.ndarray        # (x0, y0, x1, y1) detection box, photo pixels
+    image: np.ndarray  # (S, S, 3) uint8 RGB, the five points on the template
+    points: np.ndarray  # (5, 2) right eye, left eye, nose tip, right and left mouth corner, photo pixels
+    score: float  # BlazeFace detection score in (0, 1)
+    box: np.ndarray  # (x0, y0, x1, y1) detection box, photo pixels
     landmarks: np.ndarray  # (468, 3) FaceMeshNet landmarks, photo pixels (z scaled like x)
-    matrix: np.ndarray     # (2, 3) photo pixels -> aligned pixels (continuous coordinates: centres at +0.5)
+    matrix: np.ndarray  # (2, 3) photo pixels -> aligned pixels (continuous coordinates: centres at +0.5)
 
 
 class FaceCountError(ValueError):
@@ -52,8 +53,15 @@ def template_points(landmarks: np.ndarray) -> np.ndarray:
 
     MediaPipe names sides by the subject: its RIGHT_EYE is on the viewer's left, the template's first point.
     """
-    return np.stack([landmarks[loop("RIGHT_EYE"), :2].mean(0), landmarks[loop("LEFT_EYE"), :2].mean(0),
-                     landmarks[1, :2], landmarks[61, :2], landmarks[291, :2]])
+    return np.stack(
+        [
+            landmarks[loop("RIGHT_EYE"), :2].mean(0),
+            landmarks[loop("LEFT_EYE"), :2].mean(0),
+            landmarks[1, :2],
+            landmarks[61, :2],
+            landmarks[291, :2],
+        ]
+    )
 
 
 def warp(photo: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
@@ -119,8 +127,9 @@ def align_faces(photo: np.ndarray, size: int = 256) -> list[AlignedFace]:
     for d in detections:  # MediaPipe's detection ROI: box centre, 1.5 x its long side, eye line level
         eye_line = d.keypoints[1] - d.keypoints[0]
         size_xy = d.box[2:] - d.box[:2]
-        rois.append(((d.box[:2] + d.box[2:]) / 2, ROI_SCALE * float(size_xy.max()),
-                     float(np.arctan2(eye_line[1], eye_line[0]))))
+        rois.append(
+            ((d.box[:2] + d.box[2:]) / 2, ROI_SCALE * float(size_xy.max()), float(np.arctan2(eye_line[1], eye_line[0])))
+        )
     for _ in range(MESH_PASSES):
         landmarks, presence = _mesh(net, photo, rois)
         rois = [_landmark_roi(lm) for lm in landmarks]
@@ -149,10 +158,13 @@ def align_photo(photo: np.ndarray, source: str, size: int = 256, several: bool =
     faces = align_faces(photo, size)
     if not faces:
         # The short-range detector misses faces narrower than about a tenth of the photo's long side.
-        raise FaceCountError(f"no face found in {source} (a small face in a large photo may be missed: "
-                             "crop closer to the face)")
+        raise FaceCountError(
+            f"no face found in {source} (a small face in a large photo may be missed: crop closer to the face)"
+        )
     if len(faces) > 1 and not several:
         boxes = ", ".join(f"({b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f})" for b in (f.box for f in faces))
-        raise FaceCountError(f"{len(faces)} faces found in {source} at boxes {boxes}: crop the photo to one face, "
-                             "or pass --all to process each")
+        raise FaceCountError(
+            f"{len(faces)} faces found in {source} at boxes {boxes}: crop the photo to one face, "
+            "or pass --all to process each"
+        )
     return faces

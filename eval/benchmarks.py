@@ -6,6 +6,7 @@ with the least-squares similarity from five points per image; where a benchmark 
 placement stands in (stated per reader). Outside the source image the warp replicates the edge pixels.
 Nothing is ever downloaded: a missing file is an error naming it and where the benchmark is published.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ WHERE = {
     "lfw": "UMass Amherst's LFW page, http://vis-www.cs.umass.edu/lfw/ (lfw.tgz or lfw-deepfunneled.tgz; pairs.txt)",
     "cfp": "the CFP dataset page, http://www.cfpw.io/ (cfp-dataset.zip)",
     "bin": "the insightface repository's dataset zoo, https://github.com/deepinsight/insightface/wiki/Dataset-Zoo "
-           "(the validation .bin files packed with e.g. faces_emore / MS1M-ArcFace)",
+    "(the validation .bin files packed with e.g. faces_emore / MS1M-ArcFace)",
     "synthetic": "this repository: `python -m game generate --style photo --out DIR --count N --size S`",
 }
 # Where each benchmark sits under a common --root, in order of preference.
@@ -42,11 +43,12 @@ DEFAULT_LOCATIONS = {
 # there (our template order, pixel units), estimated from that construction and usual face proportions, NOT
 # measured with a landmark detector: accurate to a few pixels for frontal faces only.
 LFW_POINTS_250 = np.array([[104.0, 112.0], [146.0, 112.0], [125.0, 134.0], [108.0, 157.0], [142.0, 157.0]])
-FIXED_PLACEMENT = LFW_POINTS_250 / 250      # fractions of the image width and height
+FIXED_PLACEMENT = LFW_POINTS_250 / 250  # fractions of the image width and height
 # ArcFace's five-point template for its 112x112 crops (insightface), pixel-index coordinates (centre at j).
-ARCFACE_POINTS_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                               [41.5493, 92.3655], [70.7299, 92.2041]])
-ARCFACE_PLACEMENT = (ARCFACE_POINTS_112 + 0.5) / 112   # our convention: pixel centres at +0.5
+ARCFACE_POINTS_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
+ARCFACE_PLACEMENT = (ARCFACE_POINTS_112 + 0.5) / 112  # our convention: pixel centres at +0.5
 
 
 class MissingBenchmarkFile(FileNotFoundError):
@@ -56,8 +58,10 @@ class MissingBenchmarkFile(FileNotFoundError):
 def require(path: Path, source: str) -> Path:
     """`path` if it exists, else MissingBenchmarkFile naming it and where `source` ("lfw", "cfp", ...) is published."""
     if not Path(path).exists():
-        raise MissingBenchmarkFile(f"{path} not found. The benchmark is published at {WHERE[source]}; "
-                                   f"place it there yourself (nothing is downloaded at run time).")
+        raise MissingBenchmarkFile(
+            f"{path} not found. The benchmark is published at {WHERE[source]}; "
+            f"place it there yourself (nothing is downloaded at run time)."
+        )
     return Path(path)
 
 
@@ -74,7 +78,7 @@ def read_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
 
 def align(image: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
     """Warp a uint8 photo to the template at `size` px by the similarity from its five points (edges replicated)."""
-    from eval.align import warp   # the photo tool's warp: same coordinates, area-filtered when shrinking
+    from eval.align import warp  # the photo tool's warp: same coordinates, area-filtered when shrinking
 
     return warp(image, similarity_to_template(np.asarray(points, np.float64), size), size, cv2.BORDER_REPLICATE)
 
@@ -85,15 +89,15 @@ class Benchmark:
 
     name: str
     size: int
-    sources: Sequence            # per image: a file path or encoded bytes
-    points: Sequence             # per image: (5, 2) source pixels (centres at +0.5), or None for `placement`
-    placement: np.ndarray        # (5, 2) fractions of the image's width/height used where points are None
-    pairs: np.ndarray            # (P, 2) image indices
-    is_same: np.ndarray          # (P,) bool
-    folds: np.ndarray            # (P,) int in [0, NUM_FOLDS)
-    alignment: str               # how the images were aligned, for the report
-    parameters: np.ndarray | None = None   # (N, 267) ground-truth game parameters (synthetic only)
-    identities: np.ndarray | None = None   # (N,) person of each image (synthetic only): the bootstrap's clusters
+    sources: Sequence  # per image: a file path or encoded bytes
+    points: Sequence  # per image: (5, 2) source pixels (centres at +0.5), or None for `placement`
+    placement: np.ndarray  # (5, 2) fractions of the image's width/height used where points are None
+    pairs: np.ndarray  # (P, 2) image indices
+    is_same: np.ndarray  # (P,) bool
+    folds: np.ndarray  # (P,) int in [0, NUM_FOLDS)
+    alignment: str  # how the images were aligned, for the report
+    parameters: np.ndarray | None = None  # (N, 267) ground-truth game parameters (synthetic only)
+    identities: np.ndarray | None = None  # (N,) person of each image (synthetic only): the bootstrap's clusters
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -117,8 +121,13 @@ class Benchmark:
 
     def summary(self) -> dict:
         """Counts and alignment, for the report."""
-        return {"pairs": len(self), "same": int(self.is_same.sum()), "images": self.num_images,
-                "folds": int(len(np.unique(self.folds))), "alignment": self.alignment}
+        return {
+            "pairs": len(self),
+            "same": int(self.is_same.sum()),
+            "images": self.num_images,
+            "folds": int(len(np.unique(self.folds))),
+            "alignment": self.alignment,
+        }
 
 
 class _Images:
@@ -182,12 +191,13 @@ def detect_landmarks(bench: Benchmark, path: str | Path, progress: bool = True) 
     lines = [f"# {bench.name}: five template points (pixels, centres at +0.5) detected by eval.align"]
     for source in tqdm(bench.sources, desc=f"detect {bench.name}", unit="img", disable=not progress):
         image = read_image(source)
-        faces = align_faces(image, 64)   # the warped face is not used; a small size keeps it cheap
+        faces = align_faces(image, 64)  # the warped face is not used; a small size keeps it cheap
         if faces:
             centre = np.array([image.shape[1], image.shape[0]]) / 2
             face = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))
-            lines.append(f"{Path(source).relative_to(base).as_posix()} "
-                         + " ".join(f"{v:.2f}" for v in face.points.ravel()))
+            lines.append(
+                f"{Path(source).relative_to(base).as_posix()} " + " ".join(f"{v:.2f}" for v in face.points.ravel())
+            )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
     return Path(path)
@@ -206,30 +216,42 @@ def read_lfw(root: str | Path, size: int, landmarks: str | Path | None = None) -
     try:
         num_folds, per_fold = (int(v) for v in lines[0].split())
     except ValueError:
-        raise ValueError(f"{pairs_file}: the first line must be '<folds> <pairs per fold>' like '10 300', "
-                         f"got {lines[0]!r}") from None
+        raise ValueError(
+            f"{pairs_file}: the first line must be '<folds> <pairs per fold>' like '10 300', got {lines[0]!r}"
+        ) from None
     if len(lines) - 1 != num_folds * per_fold * 2:
-        raise ValueError(f"{pairs_file}: expected {num_folds * per_fold * 2} pair lines after the header, "
-                         f"got {len(lines) - 1}")
+        raise ValueError(
+            f"{pairs_file}: expected {num_folds * per_fold * 2} pair lines after the header, got {len(lines) - 1}"
+        )
     images, pairs, same = _Images(), [], []
     for number, line in enumerate(lines[1:], 2):
         fields = line.split()
-        if len(fields) == 3:      # name n1 n2: one person
+        if len(fields) == 3:  # name n1 n2: one person
             a, b = (fields[0], fields[1]), (fields[0], fields[2])
-        elif len(fields) == 4:    # name1 n1 name2 n2: two people
+        elif len(fields) == 4:  # name1 n1 name2 n2: two people
             a, b = (fields[0], fields[1]), (fields[2], fields[3])
         else:
-            raise ValueError(f"{pairs_file}: line {number} has {len(fields)} fields; "
-                             f"expected 'name n1 n2' or 'name1 n1 name2 n2'")
+            raise ValueError(
+                f"{pairs_file}: line {number} has {len(fields)} fields; expected 'name n1 n2' or 'name1 n1 name2 n2'"
+            )
         pairs.append([images(root / n / f"{n}_{int(k):04d}.jpg") for n, k in (a, b)])
         same.append(len(fields) == 3)
     paths = images.paths()
     for path in paths:
         require(path, "lfw")
     points, how = _points_for(paths, root, read_landmarks(landmarks) if landmarks else None)
-    folds = np.arange(len(pairs)) // (2 * per_fold)   # each fold: its same lines, then its different lines
-    return Benchmark("lfw", size, paths, points, FIXED_PLACEMENT, np.array(pairs), np.array(same), folds,
-                     f"LFW {root}: {how} (fixed = typical LFW face placement, estimated)")
+    folds = np.arange(len(pairs)) // (2 * per_fold)  # each fold: its same lines, then its different lines
+    return Benchmark(
+        "lfw",
+        size,
+        paths,
+        points,
+        FIXED_PLACEMENT,
+        np.array(pairs),
+        np.array(same),
+        folds,
+        f"LFW {root}: {how} (fixed = typical LFW face placement, estimated)",
+    )
 
 
 def _cfp_list(path: Path) -> dict[int, Path]:
@@ -268,8 +290,10 @@ def read_cfp(root: str | Path, protocol: str, size: int, landmarks: str | Path |
                     i, j = (int(v) for v in line.split(","))
                     a, b = frontal[i], second[j]
                 except (ValueError, KeyError):
-                    raise ValueError(f"{path}: line {number} should be 'i,j' with indices listed in "
-                                     f"Pair_list_F.txt / Pair_list_{protocol[1]}.txt, got {line!r}") from None
+                    raise ValueError(
+                        f"{path}: line {number} should be 'i,j' with indices listed in "
+                        f"Pair_list_F.txt / Pair_list_{protocol[1]}.txt, got {line!r}"
+                    ) from None
                 pairs.append([images(a), images(b)])
                 same.append(kind == "same")
                 folds.append(fold)
@@ -277,16 +301,32 @@ def read_cfp(root: str | Path, protocol: str, size: int, landmarks: str | Path |
     for path in paths:
         require(path, "cfp")
     points, how = _points_for(paths, root, read_landmarks(landmarks) if landmarks else None)
-    return Benchmark(f"cfp_{protocol.lower()}", size, paths, points, FIXED_PLACEMENT, np.array(pairs),
-                     np.array(same), np.array(folds), f"CFP {root}: {how} (fixed = LFW-like placement, a rough guess)")
+    return Benchmark(
+        f"cfp_{protocol.lower()}",
+        size,
+        paths,
+        points,
+        FIXED_PLACEMENT,
+        np.array(pairs),
+        np.array(same),
+        np.array(folds),
+        f"CFP {root}: {how} (fixed = LFW-like placement, a rough guess)",
+    )
 
 
 class _BinUnpickler(pickle.Unpickler):
     """Unpickles (list of bytes, list of bools) only: a .bin cannot run code (pickle otherwise could)."""
 
-    ALLOWED = {("_codecs", "encode"), ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy", "bool_"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+    ALLOWED = {
+        ("_codecs", "encode"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy", "bool_"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -312,11 +352,18 @@ def read_bin(path: str | Path, size: int, name: str | None = None) -> Benchmark:
         raise ValueError(f"{path}: {len(images)} images for {len(is_same)} pairs; expected two images per pair")
     count = len(is_same)
     pairs = np.arange(2 * count).reshape(count, 2)
-    folds = np.arange(count) * NUM_FOLDS // count   # consecutive, equal when count divides by 10
-    return Benchmark(name or path.stem, size, list(images), [None] * len(images), ARCFACE_PLACEMENT, pairs,
-                     np.asarray(is_same, bool), folds,
-                     f"{path.name}: ArcFace 112x112 crops mapped by ArcFace's template; beyond the crop, edge pixels "
-                     f"replicated")
+    folds = np.arange(count) * NUM_FOLDS // count  # consecutive, equal when count divides by 10
+    return Benchmark(
+        name or path.stem,
+        size,
+        list(images),
+        [None] * len(images),
+        ARCFACE_PLACEMENT,
+        pairs,
+        np.asarray(is_same, bool),
+        folds,
+        f"{path.name}: ArcFace 112x112 crops mapped by ArcFace's template; beyond the crop, edge pixels replicated",
+    )
 
 
 def read_synthetic(root: str | Path, size: int, max_pairs: int = 6000, seed: int = 0) -> Benchmark:
@@ -328,21 +375,23 @@ def read_synthetic(root: str | Path, size: int, max_pairs: int = 6000, seed: int
     require(root / "manifest.json", "synthetic")
     manifest = read_manifest(root)
     if manifest.get("style") != "photo" or not manifest.get("complete"):
-        raise ValueError(f"{root / 'manifest.json'}: need a complete photo-style set, got style="
-                         f"{manifest.get('style')!r}, complete={manifest.get('complete')}")
+        raise ValueError(
+            f"{root / 'manifest.json'}: need a complete photo-style set, got style="
+            f"{manifest.get('style')!r}, complete={manifest.get('complete')}"
+        )
     identities = np.load(require(root / "identities.npy", "synthetic"))
     points = np.load(require(root / "points.npy", "synthetic"))
     parameters = np.load(require(root / "parameters.npy", "synthetic"))
     rng = np.random.default_rng(seed)
     order = np.argsort(identities, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(identities[order])) + 1)   # image indices per identity
+    groups = np.split(order, np.flatnonzero(np.diff(identities[order])) + 1)  # image indices per identity
     same = np.array([pair for group in groups for pair in combinations(group, 2)]).reshape(-1, 2)
     if len(same) == 0 or len(groups) < 2:
         raise ValueError(f"{root}: need two or more identities and one with two or more photos")
     count = min(len(same), max(1, max_pairs // 2))
     same = same[rng.permutation(len(same))[:count]]
     different: dict[tuple[int, int], None] = {}
-    for _ in range(100 * count):   # distinct pairs of two identities, drawn until there are `count`
+    for _ in range(100 * count):  # distinct pairs of two identities, drawn until there are `count`
         a, b = sorted(rng.choice(len(identities), 2, replace=False).tolist())
         if identities[a] != identities[b]:
             different.setdefault((a, b))
@@ -353,8 +402,19 @@ def read_synthetic(root: str | Path, size: int, max_pairs: int = 6000, seed: int
     folds = np.concatenate([np.arange(count), np.arange(len(different))]) % NUM_FOLDS
     ext = manifest.get("image_format", "jpg")
     paths = [root / "images" / f"{i:07d}.{ext}" for i in range(len(identities))]
-    return Benchmark("synthetic", size, paths, list(points), FIXED_PLACEMENT, pairs, is_same, folds,
-                     f"synthetic {root}: ground-truth points", parameters, identities)
+    return Benchmark(
+        "synthetic",
+        size,
+        paths,
+        list(points),
+        FIXED_PLACEMENT,
+        pairs,
+        is_same,
+        folds,
+        f"synthetic {root}: ground-truth points",
+        parameters,
+        identities,
+    )
 
 
 def locate(name: str, root: str | Path) -> Path:
@@ -363,14 +423,17 @@ def locate(name: str, root: str | Path) -> Path:
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
         source = {"lfw": "lfw", "cfp_ff": "cfp", "cfp_fp": "cfp", "agedb": "bin", "synthetic": "synthetic"}[name]
-        raise MissingBenchmarkFile(f"{name}: none of {', '.join(map(str, candidates))} exists. The benchmark is "
-                                   f"published at {WHERE[source]}; place it there yourself (nothing is downloaded "
-                                   f"at run time), or point --root-{name.replace('_', '-')} at it.")
+        raise MissingBenchmarkFile(
+            f"{name}: none of {', '.join(map(str, candidates))} exists. The benchmark is "
+            f"published at {WHERE[source]}; place it there yourself (nothing is downloaded "
+            f"at run time), or point --root-{name.replace('_', '-')} at it."
+        )
     return found
 
 
-def load(name: str, path: str | Path, size: int, landmarks: str | Path | None = None,
-         max_pairs: int = 6000, seed: int = 0) -> Benchmark:
+def load(
+    name: str, path: str | Path, size: int, landmarks: str | Path | None = None, max_pairs: int = 6000, seed: int = 0
+) -> Benchmark:
     """Benchmark `name` from `path`: its folder as distributed, or an insightface .bin file."""
     path = Path(path)
     if name not in BENCHMARKS:
@@ -391,12 +454,21 @@ def limit_pairs(bench: Benchmark, max_pairs: int) -> Benchmark:
         index = np.flatnonzero(bench.is_same == same)
         folds = bench.folds[index]
         by_fold = np.argsort(folds, kind="stable")
-        rank = np.empty(len(index), int)   # position of each pair within its fold
+        rank = np.empty(len(index), int)  # position of each pair within its fold
         rank[by_fold] = np.arange(len(index)) - np.searchsorted(folds[by_fold], folds[by_fold])
-        keep.append(index[np.lexsort((folds, rank))][:max(1, max_pairs // 2)])
+        keep.append(index[np.lexsort((folds, rank))][: max(1, max_pairs // 2)])
     keep = np.sort(np.concatenate(keep))
     used, pairs = np.unique(bench.pairs[keep], return_inverse=True)
-    return Benchmark(bench.name, bench.size, [bench.sources[i] for i in used], [bench.points[i] for i in used],
-                     bench.placement, pairs.reshape(-1, 2), bench.is_same[keep], bench.folds[keep], bench.alignment,
-                     None if bench.parameters is None else bench.parameters[used],
-                     None if bench.identities is None else bench.identities[used])
+    return Benchmark(
+        bench.name,
+        bench.size,
+        [bench.sources[i] for i in used],
+        [bench.points[i] for i in used],
+        bench.placement,
+        pairs.reshape(-1, 2),
+        bench.is_same[keep],
+        bench.folds[keep],
+        bench.alignment,
+        None if bench.parameters is None else bench.parameters[used],
+        None if bench.identities is None else bench.identities[used],
+    )

@@ -4,6 +4,7 @@ Per test fold: PCA fitted on the other folds' descriptors (no dimension reductio
 root sign(x) * sqrt(|x|) (parameters can be negative), cosine similarity, and the threshold with the best
 accuracy on the other folds applied to the test fold. The result is the mean and std of the fold accuracies.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -40,12 +41,12 @@ def best_threshold(scores: np.ndarray, is_same: np.ndarray) -> float:
     test pair just below the lowest training "same" score is not lost to a threshold placed on that score.
     """
     is_same = np.asarray(is_same, bool)
-    if is_same.all() or not is_same.any():   # one class only: call everything that class
+    if is_same.all() or not is_same.any():  # one class only: call everything that class
         return -np.inf if is_same.all() else np.inf
-    fpr, tpr, thresholds = roc_curve(is_same, scores, drop_intermediate=False)   # thresholds: distinct, falling
+    fpr, tpr, thresholds = roc_curve(is_same, scores, drop_intermediate=False)  # thresholds: distinct, falling
     positives = is_same.sum()
     best = int(np.argmax(tpr * positives + (1 - fpr) * (len(is_same) - positives)))
-    if best == 0 or not np.isfinite(thresholds[best]):   # "nothing is same": any t above the top score
+    if best == 0 or not np.isfinite(thresholds[best]):  # "nothing is same": any t above the top score
         return float(thresholds[best])
     lower = thresholds[best + 1] if best + 1 < len(thresholds) else thresholds[best] - 1.0
     return float((thresholds[best] + lower) / 2)
@@ -76,8 +77,9 @@ def pair_scores(a: np.ndarray, b: np.ndarray, pca: PCA | None = None, sqrt: bool
     return cosine(a, b)
 
 
-def verify(desc_a: np.ndarray, desc_b: np.ndarray, is_same: np.ndarray, folds: np.ndarray,
-           pca: bool = True, sqrt: bool = True) -> Verification:
+def verify(
+    desc_a: np.ndarray, desc_b: np.ndarray, is_same: np.ndarray, folds: np.ndarray, pca: bool = True, sqrt: bool = True
+) -> Verification:
     """The 3DMM-CNN protocol on pair descriptors (P, D) x 2 with labels and fold indices (P,)."""
     desc_a, desc_b = np.asarray(desc_a, np.float64), np.asarray(desc_b, np.float64)
     is_same, folds = np.asarray(is_same, bool), np.asarray(folds)

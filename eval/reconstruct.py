@@ -9,6 +9,7 @@ order, with the parameter-table version), <stem>_render.png (the game engine's s
 without a trained model. A photo that cannot be used gets a one-line message and the tool goes on; the exit
 status is 1 if any photo failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     # The DataModule's state (docs/contracts.md section 6) sits under its class name; look in every entry.
     recorded = {v.get("parameter_table_version") for v in checkpoint.values() if isinstance(v, dict)} - {None}
     if recorded - {P.TABLE_VERSION}:
-        raise ValueError(f"{ckpt} was trained on parameter table {', '.join(sorted(recorded))}, but this game "
-                         f"uses {P.TABLE_VERSION}: the 267 parameters mean different things")
+        raise ValueError(
+            f"{ckpt} was trained on parameter table {', '.join(sorted(recorded))}, but this game "
+            f"uses {P.TABLE_VERSION}: the 267 parameters mean different things"
+        )
     encoder, regressor = load_network(ckpt, "encoder"), load_network(ckpt, "regressor")
     size = encoder.image_size
 
@@ -61,9 +64,13 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
 
 def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None) -> dict:
     """The JSON preset of one character: every parameter by name in table order, and where it came from."""
-    return {"parameter_table_version": P.TABLE_VERSION,
-            "parameters": {name: float(v) for name, v in zip(P.names(), params)},
-            "skin_tone_snapped": snapped, "source": source, "checkpoint": checkpoint}
+    return {
+        "parameter_table_version": P.TABLE_VERSION,
+        "parameters": {name: float(v) for name, v in zip(P.names(), params)},
+        "skin_tone_snapped": snapped,
+        "source": source,
+        "checkpoint": checkpoint,
+    }
 
 
 def reconstruct_face(face: AlignedFace, predictor: Predictor, snap_skin: bool) -> np.ndarray:
@@ -91,10 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", required=True, help="regression checkpoint (.ckpt), or 'none' for the neutral face")
     parser.add_argument("--out", type=Path, default=Path("runs/reconstruct"), help="output folder")
     parser.add_argument("--size", type=int, default=256, help="aligned photo and render side in pixels")
-    parser.add_argument("--no-skin-snap", dest="snap_skin", action="store_false",
-                        help="keep the predicted skin_tone instead of measuring it from the photo")
-    parser.add_argument("--all", dest="several", action="store_true",
-                        help="process every face of a photo with several (default: report and skip it)")
+    parser.add_argument(
+        "--no-skin-snap",
+        dest="snap_skin",
+        action="store_false",
+        help="keep the predicted skin_tone instead of measuring it from the photo",
+    )
+    parser.add_argument(
+        "--all",
+        dest="several",
+        action="store_true",
+        help="process every face of a photo with several (default: report and skip it)",
+    )
     args = parser.parse_args(argv)
     if args.size < 16:
         parser.error(f"--size must be at least 16 px, got {args.size}")

@@ -1,4 +1,5 @@
 """`python -m game COMMAND`: describe, build-assets, generate, sheet, sensitivity, render."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,17 @@ def _generate(args) -> None:
     from game.dataset import generate
 
     extras = {"expressions": args.expressions, "glasses": args.glasses, "occluders": args.occluders}
-    root = generate(args.out, args.count, size=args.size, style=args.style, seed=args.seed,
-                    renders_per_identity=args.renders_per_identity, workers=args.workers,
-                    prior=args.prior, extras=extras if args.style == "photo" else None)
+    root = generate(
+        args.out,
+        args.count,
+        size=args.size,
+        style=args.style,
+        seed=args.seed,
+        renders_per_identity=args.renders_per_identity,
+        workers=args.workers,
+        prior=args.prior,
+        extras=extras if args.style == "photo" else None,
+    )
     print(f"dataset: {root}")
 
 
@@ -49,8 +58,15 @@ def _sheet(args) -> None:
 
     out = Path(args.out)
     for style in ("game", "photo"):
-        root = generate(out / f"{style}-{args.size}", 16, size=args.size, style=style, seed=args.seed,
-                        renders_per_identity=1, progress=False)
+        root = generate(
+            out / f"{style}-{args.size}",
+            16,
+            size=args.size,
+            style=style,
+            seed=args.seed,
+            renders_per_identity=1,
+            progress=False,
+        )
         print(f"{style}: {contact_sheet(root, out / f'contact_{style}.png')}")
 
 
@@ -97,9 +113,13 @@ def main(argv=None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--renders-per-identity", type=int, default=4, help="photo style: photos per person")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    gen.add_argument("--prior", choices=("uniform", "realistic", "neutral_mix"), default="uniform",
-                     help="parameter distribution: the paper's uniform one, correlated 'realistic' faces, or "
-                          "'neutral_mix' (half uniform, half with random sliders at 0: for an imitator)")
+    gen.add_argument(
+        "--prior",
+        choices=("uniform", "realistic", "neutral_mix"),
+        default="uniform",
+        help="parameter distribution: the paper's uniform one, correlated 'realistic' faces, or "
+        "'neutral_mix' (half uniform, half with random sliders at 0: for an imitator)",
+    )
     for extra in ("expressions", "glasses", "occluders"):
         gen.add_argument(f"--{extra}", type=float, default=0.0, help=f"photo style: probability of {extra} per photo")
     gen.set_defaults(run=_generate)

@@ -1,4 +1,5 @@
 """Screenshot datasets on disk (docs/contracts.md section 4): deterministic, multi-process, resumable."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from game.photo_extras import PhotoExtras
 
 FORMAT_VERSION = 1
 KIND = "likeness.screenshots"
-IMAGE_FORMAT = {"game": "png", "photo": "jpg"}   # screenshots are lossless; photos are JPEGs anyway
+IMAGE_FORMAT = {"game": "png", "photo": "jpg"}  # screenshots are lossless; photos are JPEGs anyway
 JPEG_QUALITY = 95
-PNG_COMPRESSION = 1                              # fast; level 9 saves ~10% for ~5x the encode time
+PNG_COMPRESSION = 1  # fast; level 9 saves ~10% for ~5x the encode time
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Manifest:
     image_format: str
     renders_per_identity: int = 1
     prior: str = "uniform"
-    extras: dict = None                          # photo style: PhotoExtras probabilities
+    extras: dict = None  # photo style: PhotoExtras probabilities
     format_version: int = FORMAT_VERSION
     kind: str = KIND
     num_parameters: int = P.NUM_PARAMETERS
@@ -69,7 +70,9 @@ def read_manifest(root: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: not a likeness screenshot dataset (make one with `python -m game generate`)") from None
+        raise FileNotFoundError(
+            f"{path} not found: not a likeness screenshot dataset (make one with `python -m game generate`)"
+        ) from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
 
@@ -96,7 +99,7 @@ _worker_game: Game | None = None
 
 def _init_worker(size: int, style: str, extras: dict | None = None) -> None:
     global _worker_game
-    _worker_game = Game(size, style, extras=PhotoExtras(**(extras or {})))   # GL context comes on first render
+    _worker_game = Game(size, style, extras=PhotoExtras(**(extras or {})))  # GL context comes on first render
 
 
 def _render_rows(job: tuple) -> int:
@@ -107,14 +110,24 @@ def _render_rows(job: tuple) -> int:
         path = image_path(root, index, image_format)
         partial = path.with_name(path.name + ".part")
         partial.write_bytes(data)
-        partial.replace(path)                   # atomic: a file that exists is complete
+        partial.replace(path)  # atomic: a file that exists is complete
     return len(indices)
 
 
-def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "game", seed: int = 0,
-             renders_per_identity: int = 4, workers: int | None = None, chunk: int = 64,
-             progress: bool = True, limit: int | None = None, prior: str = "uniform",
-             extras: dict | None = None) -> Path:
+def generate(
+    out: str | os.PathLike,
+    count: int,
+    size: int = 256,
+    style: str = "game",
+    seed: int = 0,
+    renders_per_identity: int = 4,
+    workers: int | None = None,
+    chunk: int = 64,
+    progress: bool = True,
+    limit: int | None = None,
+    prior: str = "uniform",
+    extras: dict | None = None,
+) -> Path:
     """Render `count` screenshots into `out`; re-running with the same arguments resumes an interrupted run.
 
     Photo style: rows come in runs of `renders_per_identity` photos of one identity; `extras`
@@ -131,16 +144,26 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
     extras = {k: float(v) for k, v in asdict(PhotoExtras(**(extras or {}))).items()}
     if any(extras.values()) and style != "photo":
         raise ValueError("extras (expressions, glasses, occluders) need style='photo'")
-    manifest = Manifest(style=style, size=size, count=count, seed=seed, image_format=IMAGE_FORMAT[style],
-                        renders_per_identity=per_identity, prior=prior, extras=extras)
+    manifest = Manifest(
+        style=style,
+        size=size,
+        count=count,
+        seed=seed,
+        image_format=IMAGE_FORMAT[style],
+        renders_per_identity=per_identity,
+        prior=prior,
+        extras=extras,
+    )
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
         existing = read_manifest(root)
         theirs = {k: existing.get(k) for k in manifest.settings()}
         if theirs != manifest.settings():
             changed = {k: (theirs[k], v) for k, v in manifest.settings().items() if theirs[k] != v}
-            raise ValueError(f"{manifest_path} was made with other settings {changed} (existing, requested); "
-                             f"choose another --out or repeat the original arguments to resume")
+            raise ValueError(
+                f"{manifest_path} was made with other settings {changed} (existing, requested); "
+                f"choose another --out or repeat the original arguments to resume"
+            )
         if existing.get("complete"):
             return root
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -155,8 +178,10 @@ def generate(out: str | os.PathLike, count: int, size: int = 256, style: str = "
     missing = [i for i in range(count) if not image_path(root, i, manifest.image_format).exists()]
     if limit is not None:
         missing = missing[:limit]
-    jobs = [(root, seed, manifest.image_format, missing[i:i + chunk], params[missing[i:i + chunk]])
-            for i in range(0, len(missing), chunk)]
+    jobs = [
+        (root, seed, manifest.image_format, missing[i : i + chunk], params[missing[i : i + chunk]])
+        for i in range(0, len(missing), chunk)
+    ]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = tqdm(total=len(missing), desc=f"render {style} {size}px", unit="img", disable=not progress)
     if workers == 1:

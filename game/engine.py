@@ -1,4 +1,5 @@
 """The stand-in game engine: parameters -> bone-driven head -> screenshot, in the `game` or `photo` style."""
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -18,15 +19,21 @@ STYLES = ("game", "photo")
 # Bump when a change alters the pictures of given parameters (mesh, rig, colours, camera, shading):
 # datasets record it, and resuming or training on a set made by another engine version is refused.
 ENGINE_VERSION = 1
-GAME_BACKGROUND = (0.62, 0.66, 0.72)       # the creator's plain studio backdrop
-NECK_PIVOT = np.array([0.0, -1.2, -0.9])   # head pose rotates about the top of the neck
+GAME_BACKGROUND = (0.62, 0.66, 0.72)  # the creator's plain studio backdrop
+NECK_PIVOT = np.array([0.0, -1.2, -0.9])  # head pose rotates about the top of the neck
 
 
 class Game:
     """Renders characters from parameter vectors; cheap to pickle (GL state is made on first render)."""
 
-    def __init__(self, size: int = 256, style: str = "game", samples: int = 0, supersample: int = 2,
-                 extras: PhotoExtras | None = None):
+    def __init__(
+        self,
+        size: int = 256,
+        style: str = "game",
+        samples: int = 0,
+        supersample: int = 2,
+        extras: PhotoExtras | None = None,
+    ):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         if size < 16:
@@ -39,8 +46,13 @@ class Game:
             raise ValueError("expressions, glasses and occluders belong to the photo style")
 
     def __getstate__(self):
-        return {"size": self.size, "style": self.style, "samples": self.samples, "supersample": self.supersample,
-                "extras": self.extras}
+        return {
+            "size": self.size,
+            "style": self.style,
+            "samples": self.samples,
+            "supersample": self.supersample,
+            "extras": self.extras,
+        }
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -75,8 +87,15 @@ class Game:
 
     def template_points(self, vertices: np.ndarray) -> np.ndarray:
         """(5, 3) right eye, left eye, nose tip, right and left mouth corner of a head's vertices."""
-        return np.stack([vertices[loop("RIGHT_EYE")].mean(0), vertices[loop("LEFT_EYE")].mean(0),
-                         vertices[1], vertices[61], vertices[291]])
+        return np.stack(
+            [
+                vertices[loop("RIGHT_EYE")].mean(0),
+                vertices[loop("LEFT_EYE")].mean(0),
+                vertices[1],
+                vertices[61],
+                vertices[291],
+            ]
+        )
 
     def vertices(self, params: np.ndarray) -> np.ndarray:
         """(V, 3) world-space vertices of the character."""
@@ -98,8 +117,9 @@ class Game:
             image = np.ascontiguousarray(rgba[..., :3])
         else:
             conditions, vertices, view_proj = self._pose_photo(vertices, rng)
-            rgba = self.renderer.render(vertices, colours, view_proj, conditions.lighting, gloss,
-                                        background=DEFAULT_BACKGROUND)
+            rgba = self.renderer.render(
+                vertices, colours, view_proj, conditions.lighting, gloss, background=DEFAULT_BACKGROUND
+            )
             if extra_rng:
                 points = camera.project(self.template_points(vertices), view_proj, self.size)
                 rgba = self.extras.paint(rgba, points, extra_rng)
@@ -128,7 +148,7 @@ class Game:
         return conditions, (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT, self._photo_camera(conditions)
 
     def _photo_camera(self, conditions: photo_style.PhotoConditions) -> np.ndarray:
-        _, eye, target_depth = self._framing          # the game camera, moved per photo
+        _, eye, target_depth = self._framing  # the game camera, moved per photo
         distance = (eye[2] - target_depth) * conditions.distance_scale
         moved = np.array([eye[0], eye[1], target_depth + distance])
         view = camera.look_at(moved, moved - np.array([0.0, 0.0, 1.0]))

@@ -7,6 +7,7 @@ lofted from the face oval to the back of the head, a neck, ears, eyeballs and a 
 Units follow docs/contracts.md: inter-ocular distance 1, origin between the eyes, x to the
 subject's left, y up, z towards the camera.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,18 +41,199 @@ REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "jaw", "head"
 REGION_SEEDS = {
     "forehead": [10, 151, 9, 108, 337, 69, 299, 104, 333, 67, 297, 109, 338, 103, 332, 54, 284],
     "brows": [276, 283, 282, 295, 285, 300, 293, 334, 296, 336],
-    "eyes": [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466,
-             257, 258, 259, 260, 467, 253, 254, 339, 255, 359],
-    "nose": [168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 326, 97, 294, 64, 278, 48,
-             279, 49, 420, 198, 437, 217, 399, 174, 456, 236, 363, 134, 360, 131, 344, 115, 440, 220],
-    "mouth": [0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146, 61, 185, 40, 39, 37,
-              13, 14, 312, 311, 310, 415, 308, 317, 402, 318, 324, 164, 167, 393, 391, 165],
-    "cheeks": [280, 352, 345, 346, 347, 348, 425, 411, 376, 433, 416, 427, 266, 330, 329, 350, 349,
-               451, 450, 449, 448, 261, 446, 265, 372, 383, 353, 342, 445, 444, 443, 442, 436, 426,
-               423, 371, 355, 429, 358],
-    "jaw": [152, 148, 377, 176, 400, 149, 378, 150, 379, 136, 365, 172, 397, 58, 288, 132, 361, 175,
-            199, 200, 18, 428, 208, 171, 396, 140, 369, 32, 262, 201, 421, 313, 406, 418, 424, 422, 430,
-            431, 395, 394, 364, 367, 435, 401, 323, 93],
+    "eyes": [
+        263,
+        249,
+        390,
+        373,
+        374,
+        380,
+        381,
+        382,
+        362,
+        398,
+        384,
+        385,
+        386,
+        387,
+        388,
+        466,
+        257,
+        258,
+        259,
+        260,
+        467,
+        253,
+        254,
+        339,
+        255,
+        359,
+    ],
+    "nose": [
+        168,
+        6,
+        197,
+        195,
+        5,
+        4,
+        1,
+        19,
+        94,
+        2,
+        98,
+        327,
+        326,
+        97,
+        294,
+        64,
+        278,
+        48,
+        279,
+        49,
+        420,
+        198,
+        437,
+        217,
+        399,
+        174,
+        456,
+        236,
+        363,
+        134,
+        360,
+        131,
+        344,
+        115,
+        440,
+        220,
+    ],
+    "mouth": [
+        0,
+        267,
+        269,
+        270,
+        409,
+        291,
+        375,
+        321,
+        405,
+        314,
+        17,
+        84,
+        181,
+        91,
+        146,
+        61,
+        185,
+        40,
+        39,
+        37,
+        13,
+        14,
+        312,
+        311,
+        310,
+        415,
+        308,
+        317,
+        402,
+        318,
+        324,
+        164,
+        167,
+        393,
+        391,
+        165,
+    ],
+    "cheeks": [
+        280,
+        352,
+        345,
+        346,
+        347,
+        348,
+        425,
+        411,
+        376,
+        433,
+        416,
+        427,
+        266,
+        330,
+        329,
+        350,
+        349,
+        451,
+        450,
+        449,
+        448,
+        261,
+        446,
+        265,
+        372,
+        383,
+        353,
+        342,
+        445,
+        444,
+        443,
+        442,
+        436,
+        426,
+        423,
+        371,
+        355,
+        429,
+        358,
+    ],
+    "jaw": [
+        152,
+        148,
+        377,
+        176,
+        400,
+        149,
+        378,
+        150,
+        379,
+        136,
+        365,
+        172,
+        397,
+        58,
+        288,
+        132,
+        361,
+        175,
+        199,
+        200,
+        18,
+        428,
+        208,
+        171,
+        396,
+        140,
+        369,
+        32,
+        262,
+        201,
+        421,
+        313,
+        406,
+        418,
+        424,
+        422,
+        430,
+        431,
+        395,
+        394,
+        364,
+        367,
+        435,
+        401,
+        323,
+        93,
+    ],
 }
 
 
@@ -59,12 +241,12 @@ REGION_SEEDS = {
 class Head:
     """Neutral head mesh with per-vertex part, region, mirror twin and named anchor points."""
 
-    vertices: np.ndarray          # (V, 3) float64
-    triangles: np.ndarray         # (F, 3) int32, wound so normals point out of the head
-    part: np.ndarray              # (V,) Part
-    region: np.ndarray            # (V,) index into REGIONS
-    twin: np.ndarray              # (V,) index of the mirror vertex
-    anchors: dict = field(default_factory=dict)   # name -> (3,) point
+    vertices: np.ndarray  # (V, 3) float64
+    triangles: np.ndarray  # (F, 3) int32, wound so normals point out of the head
+    part: np.ndarray  # (V,) Part
+    region: np.ndarray  # (V,) index into REGIONS
+    twin: np.ndarray  # (V,) index of the mirror vertex
+    anchors: dict = field(default_factory=dict)  # name -> (3,) point
     eyeball_angle: np.ndarray = None  # (V,) angle (rad) from the eyeball's front pole; nan elsewhere
 
     @property
@@ -94,7 +276,7 @@ def landmarks_to_world(image_landmarks: np.ndarray, close_mouth: bool = True) ->
     if normal[2] < 0:
         normal = -normal
     up = np.cross(normal, axis)
-    frame = np.stack([axis, up, normal])          # rows: new x, y, z
+    frame = np.stack([axis, up, normal])  # rows: new x, y, z
     aligned = centred @ frame.T
     mirrored = aligned[twin] * np.array([-1.0, 1.0, 1.0])
     symmetric = (aligned + mirrored) / 2
@@ -109,14 +291,14 @@ def _close_mouth(points: np.ndarray) -> np.ndarray:
     """Close an open mouth (the source photo smiles): move the lips together, dragging their surroundings smoothly."""
     upper = [191, 80, 81, 82, 13, 312, 311, 310, 415]
     lower = [95, 88, 178, 87, 14, 317, 402, 318, 324]
-    gap = points[upper, 1] - points[lower, 1]          # negative when open
+    gap = points[upper, 1] - points[lower, 1]  # negative when open
     targets = np.concatenate([upper, lower])
-    shift = np.concatenate([-gap / 2, gap / 2])      # upper lip down, lower lip up (gap < 0)
+    shift = np.concatenate([-gap / 2, gap / 2])  # upper lip down, lower lip up (gap < 0)
     # Gaussian radial-basis spread of the lip shifts; lips keep the exact shift, the chin a fraction.
     distances = np.linalg.norm(points[:, None, :2] - points[None, targets, :2], axis=-1)
-    weights = np.exp(-(distances / 0.18) ** 2)
+    weights = np.exp(-((distances / 0.18) ** 2))
     weights /= weights.sum(1, keepdims=True) + 1e-9
-    falloff = np.exp(-(distances.min(1) / 0.35) ** 2)
+    falloff = np.exp(-((distances.min(1) / 0.35) ** 2))
     out = points.copy()
     out[:, 1] += falloff * (weights @ shift)
     out[targets, 1] = points[targets, 1] + shift
@@ -125,7 +307,7 @@ def _close_mouth(points: np.ndarray) -> np.ndarray:
     line = (out[13, 1] + out[14, 1]) / 2
     corner_shift = np.stack([-np.sign(out[corners, 0]) * 0.06, line - out[corners, 1] - 0.02, [0.0, 0.0]], 1)
     corner_distance = np.linalg.norm(out[:, None, :2] - out[None, corners, :2], axis=-1)
-    corner_weights = np.exp(-(corner_distance / 0.3) ** 2)
+    corner_weights = np.exp(-((corner_distance / 0.3) ** 2))
     out += corner_weights @ corner_shift
     return out
 
@@ -134,14 +316,14 @@ def _subdivide(vertices: np.ndarray, triangles: np.ndarray, twin: np.ndarray):
     """One midpoint subdivision (4 triangles per triangle); original vertices keep their indices."""
     edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
     unique, inverse = np.unique(edges, axis=0, return_inverse=True)
-    mid = len(vertices) + inverse.reshape(3, -1).T          # (F, 3) midpoints of edges 01, 12, 20
+    mid = len(vertices) + inverse.reshape(3, -1).T  # (F, 3) midpoints of edges 01, 12, 20
     new_vertices = np.concatenate([vertices, vertices[unique].mean(1)])
     a, b, c = triangles.T
     ab, bc, ca = mid.T
     new_triangles = np.concatenate([np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
     # The twin of an edge midpoint is the midpoint nearest its reflection (the tessellation is not
     # perfectly symmetric, so a few mirrored edges do not exist).
-    midpoints = new_vertices[len(vertices):]
+    midpoints = new_vertices[len(vertices) :]
     _, nearest = cKDTree(midpoints).query(midpoints * np.array([-1.0, 1.0, 1.0]))
     new_twin = np.concatenate([twin, len(vertices) + nearest])
     midpoint_of = {tuple(e): len(vertices) + i for i, e in enumerate(unique)}
@@ -243,8 +425,13 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
     # Skull: loft each face-oval vertex along the great circle to the back pole of an ellipsoid.
     # The subdivided oval (landmarks and their edge midpoints), so the skull meets the face without cracks.
     oval_landmarks = topology.loop("FACE_OVAL")
-    oval = np.array([v for a, b in zip(oval_landmarks, np.roll(oval_landmarks, -1))
-                     for v in (a, midpoint_of[tuple(sorted((a, b)))])])
+    oval = np.array(
+        [
+            v
+            for a, b in zip(oval_landmarks, np.roll(oval_landmarks, -1))
+            for v in (a, midpoint_of[tuple(sorted((a, b)))])
+        ]
+    )
     oval_points = vertices[oval]
     rings = np.linspace(0, 1, 13)[1:] ** 1.3
     back = np.array([0.0, 0.0, -1.0])
@@ -298,15 +485,15 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
 
     # Ears: flattened ellipsoids on the skull's sides at eye-to-nose height, tilted back.
     ear_unit, ear_tris, _ = _sphere(np.linspace(0.25, 2.9, 9), 16)
-    ear_shape = ear_unit * np.array([0.34, 0.55, 0.09])   # local: x across, y up, z thickness
+    ear_shape = ear_unit * np.array([0.34, 0.55, 0.09])  # local: x across, y up, z thickness
     for side in (1, -1):
         root = np.array([side * (SKULL_AXES[0] - 0.06), -0.28, SKULL_CENTRE[2] - 0.05])
         tilt = np.deg2rad(12)
-        yaw = np.deg2rad(side * 70)        # ear plane nearly sagittal, opening slightly forward
+        yaw = np.deg2rad(side * 70)  # ear plane nearly sagittal, opening slightly forward
         ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
         rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
         ear = (ear_shape @ (ry @ rx).T) + root + np.array([side * 0.1, 0, 0])
-        builder.add(ear, ear_tris if side > 0 else ear_tris[:, ::-1], Part.EAR)   # mirroring flips the winding
+        builder.add(ear, ear_tris if side > 0 else ear_tris[:, ::-1], Part.EAR)  # mirroring flips the winding
         anchors[f"ear_{'left' if side > 0 else 'right'}"] = root
 
     # Mouth cavity: a dark half-ellipsoid behind the lips, seen when the lips part.

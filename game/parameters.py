@@ -1,4 +1,5 @@
 """The character creator's 267 parameters: the table in `parameters.csv`, its version, and input validation."""
+
 from __future__ import annotations
 
 import csv
@@ -22,10 +23,10 @@ class Parameter:
     index: int
     name: str
     group: str
-    kind: str          # "shape" (moves a bone) or "appearance" (changes colours)
+    kind: str  # "shape" (moves a bone) or "appearance" (changes colours)
     bone: str
     channel: str
-    amount: float      # bone motion at |value| = 2.5: iod units, a scale fraction, or degrees
+    amount: float  # bone motion at |value| = 2.5: iod units, a scale fraction, or degrees
     meaning: str
 
 
@@ -35,8 +36,16 @@ def table() -> tuple[Parameter, ...]:
     with open(TABLE_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
     params = tuple(
-        Parameter(int(r["index"]), r["name"], r["group"], r["kind"], r["bone"], r["channel"],
-                  float(r["amount"]) if r["amount"] else 0.0, r["meaning"])
+        Parameter(
+            int(r["index"]),
+            r["name"],
+            r["group"],
+            r["kind"],
+            r["bone"],
+            r["channel"],
+            float(r["amount"]) if r["amount"] else 0.0,
+            r["meaning"],
+        )
         for r in rows
     )
     if len(params) != NUM_PARAMETERS or [p.index for p in params] != list(range(NUM_PARAMETERS)):
@@ -81,8 +90,10 @@ def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
     outside = (array < LOW - 1e-6) | (array > HIGH + 1e-6)
     if outside.any():
         row, col = np.argwhere(outside)[0]
-        raise ValueError(f"{source}: row {row}, parameter {col} ({names()[col]}) = {array[row, col]:.4g} "
-                         f"is outside [{LOW}, {HIGH}] ({int(outside.sum())} values out of range)")
+        raise ValueError(
+            f"{source}: row {row}, parameter {col} ({names()[col]}) = {array[row, col]:.4g} "
+            f"is outside [{LOW}, {HIGH}] ({int(outside.sum())} values out of range)"
+        )
     return array.astype(np.float32)
 
 
@@ -99,9 +110,9 @@ def sample_realistic(rng: np.random.Generator, count: int) -> np.ndarray:
     and correlated within each group (3 shared factors per group, fixed loadings), clipped to the range."""
     groups = sorted({p.group for p in table()})
     group_of = np.array([groups.index(p.group) for p in table()])
-    loadings = np.random.default_rng(2021).normal(0.0, 0.35, size=(NUM_PARAMETERS, 3))   # fixed: part of the prior
+    loadings = np.random.default_rng(2021).normal(0.0, 0.35, size=(NUM_PARAMETERS, 3))  # fixed: part of the prior
     own = rng.normal(0.0, 0.6, size=(count, NUM_PARAMETERS))
-    shared = rng.normal(0.0, 1.0, size=(count, len(groups), 3))[:, group_of, :]            # (N, 267, 3)
+    shared = rng.normal(0.0, 1.0, size=(count, len(groups), 3))[:, group_of, :]  # (N, 267, 3)
     values = own + (shared * loadings[None]).sum(-1)
     return np.clip(values, LOW, HIGH).astype(np.float32)
 

@@ -4,6 +4,7 @@ None of them changes who the person is: the ground-truth parameters stay the ide
 expression only bends the face for this photo, and glasses/occluders are painted over the render
 before the photo finishing (so blur, noise and JPEG apply to them too).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -15,9 +16,16 @@ from game import parameters as P
 
 # Sliders an expression moves (smile, raised brows, squint, open mouth) and how far at most.
 EXPRESSION_RANGE = {
-    "mouth_corner_height": 1.6, "mouth_corner_spacing": 0.8, "lip_line_height": 1.0, "lower_lip_height": 1.2,
-    "brow_height": 1.2, "brow_inner_height": 1.0, "upper_lid_height": 1.0, "lower_lid_height": 0.8,
-    "cheek_height": 0.8, "mouth_width": 0.8,
+    "mouth_corner_height": 1.6,
+    "mouth_corner_spacing": 0.8,
+    "lip_line_height": 1.0,
+    "lower_lip_height": 1.2,
+    "brow_height": 1.2,
+    "brow_inner_height": 1.0,
+    "upper_lid_height": 1.0,
+    "lower_lid_height": 0.8,
+    "cheek_height": 0.8,
+    "mouth_width": 0.8,
 }
 
 
@@ -63,10 +71,23 @@ class PhotoExtras:
                     image = cv2.addWeighted(overlay, 0.35, image, 0.65, 0)
                 cv2.ellipse(image, _pt(eye), axes, 0, 0, 360, colour, thickness, cv2.LINE_AA)
             inner = eyes.mean(0)
-            cv2.line(image, _pt(inner - [axes[0] * 0.35, 0]), _pt(inner + [axes[0] * 0.35, 0]), colour, thickness, cv2.LINE_AA)
+            cv2.line(
+                image,
+                _pt(inner - [axes[0] * 0.35, 0]),
+                _pt(inner + [axes[0] * 0.35, 0]),
+                colour,
+                thickness,
+                cv2.LINE_AA,
+            )
             for eye, side in zip(eyes, (-1, 1)):
-                cv2.line(image, _pt(eye + [side * axes[0], 0]), _pt(eye + [side * iod * 1.1, -iod * 0.05]), colour,
-                         thickness, cv2.LINE_AA)
+                cv2.line(
+                    image,
+                    _pt(eye + [side * axes[0], 0]),
+                    _pt(eye + [side * iod * 1.1, -iod * 0.05]),
+                    colour,
+                    thickness,
+                    cv2.LINE_AA,
+                )
         if rng.random() < self.occluders:
             # A hand-, scarf- or microphone-like blob over a random part of the lower or side face.
             centre = points.mean(0) + rng.uniform(-0.6, 0.6, 2) * iod + [0, 0.4 * iod]

@@ -55,7 +55,7 @@ class Lighting:
     shininess: float = 24.0
 
     @staticmethod
-    def studio() -> "Lighting":
+    def studio() -> Lighting:
         """The game's fixed portrait light: soft key from the upper front on the viewer's left, fill from the right."""
         return Lighting(
             key_direction=_unit((-0.45, 0.50, 0.75)),
@@ -110,8 +110,8 @@ def render_backends() -> list[str]:
     """The render backends usable here, without making a GL context: "moderngl" (EGL) and/or "nvdiffrast" (CUDA)."""
     backends = []
     try:
-        import moderngl  # noqa: F401
         import glcontext  # noqa: F401
+        import moderngl  # noqa: F401
 
         if ctypes.util.find_library("EGL"):
             backends.append("moderngl")

@@ -8,6 +8,7 @@ Weights are a smooth radial falloff around the bone's pivot, cut to the region i
 left/right pair driven by one parameter: symmetric by default, with explicit `asym_*` channels.
 Rigid parts (eyeballs, ears, mouth cavity) are not skinned: the bones that carry them move them whole.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,18 @@ class Bone:
 def load_bones() -> dict[str, Bone]:
     with open(P.BONES_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {r["bone"]: Bone(r["bone"], r["group"], r["pivot"], float(r["radius"]), r["mirrored"] == "1",
-                            tuple(r["carries"].split()), r["description"]) for r in rows}
+    return {
+        r["bone"]: Bone(
+            r["bone"],
+            r["group"],
+            r["pivot"],
+            float(r["radius"]),
+            r["mirrored"] == "1",
+            tuple(r["carries"].split()),
+            r["description"],
+        )
+        for r in rows
+    }
 
 
 def _falloff(distance: np.ndarray, radius: float) -> np.ndarray:
@@ -70,7 +81,7 @@ class Rig:
         self.region_weight = {group: self._region_weight(group) for group in REGIONS}
         pivots, columns, sides, self.instances = [], [], [], {}
         for bone in self.bones.values():
-            for side in ((1, -1) if bone.mirrored else (0,)):
+            for side in (1, -1) if bone.mirrored else (0,):
                 pivot = self._pivot(bone, side)
                 self.instances.setdefault(bone.name, []).append((len(pivots), side))
                 pivots.append(pivot)
@@ -78,7 +89,7 @@ class Rig:
                 columns.append(self._weights(bone, pivot, side))
         self.pivots = np.array(pivots)
         self.sides = np.array(sides)
-        self.weights = scipy.sparse.csr_matrix(np.stack(columns, 1))     # (V, instances)
+        self.weights = scipy.sparse.csr_matrix(np.stack(columns, 1))  # (V, instances)
         self._channels = [(p.index, p.bone, p.channel, p.amount) for p in P.table() if p.kind == "shape"]
         unknown = {bone for _, bone, _, _ in self._channels} - set(self.bones)
         if unknown:
@@ -147,7 +158,7 @@ class Rig:
         count = len(self.pivots)
         translation = np.zeros((count, 3))
         scale = np.ones((count, 3))
-        angles = np.zeros((count, 3))               # degrees about x, y, z
+        angles = np.zeros((count, 3))  # degrees about x, y, z
         for index, bone, channel, amount in self._channels:
             f = float(params[index]) / P.HIGH
             if f == 0.0:
@@ -178,7 +189,7 @@ class Rig:
                 else:
                     raise ValueError(f"{P.TABLE_FILE}: unknown channel {channel!r} of bone {bone!r}")
         rotation = _rotation_xyz(np.deg2rad(angles))
-        linear = rotation * scale[:, None, :]       # R @ diag(S)
+        linear = rotation * scale[:, None, :]  # R @ diag(S)
         offset = self.pivots + translation - np.einsum("bij,bj->bi", linear, self.pivots)
         return linear, offset
 

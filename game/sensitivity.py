@@ -1,4 +1,5 @@
 """Identifiability: how much the screenshot changes per unit of each parameter, around random faces."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,9 @@ from game.engine import Game
 VISIBILITY_THRESHOLD = 0.01
 
 
-def measure(size: int = 256, faces: int = 8, delta: float = 0.5, seed: int = 0,
-            indices=None, progress: bool = True) -> np.ndarray:
+def measure(
+    size: int = 256, faces: int = 8, delta: float = 0.5, seed: int = 0, indices=None, progress: bool = True
+) -> np.ndarray:
     """(267,) mean absolute pixel change (0-255 scale) per unit of each parameter, by central differences."""
     game = Game(size, "game")
     rng = np.random.default_rng(seed)
@@ -47,9 +49,16 @@ def write_table(values: np.ndarray, out: str | Path, size: int, faces: int) -> P
         for p in P.table():
             writer.writerow([p.index, p.name, p.group, p.kind, f"{values[p.index]:.4f}"])
     invisible = [P.table()[i].name for i in np.flatnonzero(values < VISIBILITY_THRESHOLD)]
-    summary = {"size": size, "faces": faces, "threshold": VISIBILITY_THRESHOLD,
-               "parameter_table_version": P.TABLE_VERSION, "min": float(np.nanmin(values)),
-               "median": float(np.nanmedian(values)), "max": float(np.nanmax(values)),
-               "least_visible": [P.table()[i].name for i in np.argsort(values)[:10]], "invisible": invisible}
+    summary = {
+        "size": size,
+        "faces": faces,
+        "threshold": VISIBILITY_THRESHOLD,
+        "parameter_table_version": P.TABLE_VERSION,
+        "min": float(np.nanmin(values)),
+        "median": float(np.nanmedian(values)),
+        "max": float(np.nanmax(values)),
+        "least_visible": [P.table()[i].name for i in np.argsort(values)[:10]],
+        "invisible": invisible,
+    }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return out

@@ -1,4 +1,5 @@
 """Contact sheets: a grid of a dataset's first images, for people to look at."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,10 @@ def contact_sheet(root: str | Path, out: str | Path, count: int = 16, columns: i
         if image is None:
             raise ValueError(f"{path}: missing or unreadable image")
         r, c = divmod(i, columns)
-        sheet[gap + r * (size + gap):gap + r * (size + gap) + size, gap + c * (size + gap):gap + c * (size + gap) + size] = image
+        sheet[
+            gap + r * (size + gap) : gap + r * (size + gap) + size,
+            gap + c * (size + gap) : gap + c * (size + gap) + size,
+        ] = image
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), sheet)

@@ -3,6 +3,7 @@
 The connection lists come from `face_mesh_connections.py` of the mediapipe wheel in the weight cache
 (Apache-2.0); we read them as data (ast.literal_eval), never import or commit them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -67,8 +68,16 @@ def face_triangles() -> np.ndarray:
     for a, b in edges:
         neighbours[int(a)].add(int(b))
         neighbours[int(b)].add(int(a))
-    triangles = sorted({tuple(sorted((a, b, c))) for a in neighbours for b in neighbours[a] if b > a
-                        for c in neighbours[a] & neighbours[b] if c > b})
+    triangles = sorted(
+        {
+            tuple(sorted((a, b, c)))
+            for a in neighbours
+            for b in neighbours[a]
+            if b > a
+            for c in neighbours[a] & neighbours[b]
+            if c > b
+        }
+    )
     return _orient(np.array(triangles, dtype=np.int64))
 
 

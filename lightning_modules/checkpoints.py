@@ -3,6 +3,7 @@
 A LightningModule keeps `hparams[key] = network_spec(net)`, so `load_network(path, key)` rebuilds
 the bare network from a checkpoint alone, without the training config or Lightning.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,6 +45,6 @@ def load_network(checkpoint_path: str | Path, key: str = "net", map_location: st
         raise KeyError(f"{checkpoint_path}: no network spec under hyper_parameters[{key!r}]")
     net = build_network(spec)
     prefix = f"{key}."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     net.load_state_dict(state)
     return net.eval()

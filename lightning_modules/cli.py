@@ -7,6 +7,7 @@ metrics and logs of a run in one folder. Configs compose left to right:
         --config experiments/trainer/ddp.yaml --config experiments/trainer/bf16.yaml
 Resume the latest run of an experiment exactly with `--ckpt_path last` (or pick `--run.version`).
 """
+
 from __future__ import annotations
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer

@@ -1,4 +1,5 @@
 """Imitator pre-training (paper eq. 1): fit G(p) to the engine's screenshot of p, pixel loss."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -12,7 +13,6 @@ from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lightning_modules.checkpoints import build_network, network_spec
-
 
 # Eq. 1 pixel loss. "l2" is the mean squared error (the usual reading of ||.||_2 in such losses;
 # it does not grow with the image size), "l1" the mean absolute error.

@@ -7,6 +7,7 @@ Batches, train and val alike (datamodules.CrossDomainDataModule with `source`):
 The frozen networks (imitator G, F_3d, F_id) come from their own files on every start and never enter this
 module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (see `find_checkpoint`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,7 @@ from losses.domain import Kernel
 from models.face_geometry import build_face_geometry
 from models.face_id import build_face_id
 from models.regressor import Regressor
-from models.vqvae2 import Quantizer, VQVAE2, VQVAE2Output
+from models.vqvae2 import VQVAE2, Quantizer, VQVAE2Output
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def find_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file():
         return path
+
     def version(checkpoint: Path) -> int:
         number = checkpoint.parts[-3].removeprefix("version_")
         return int(number) if number.isdigit() else -1
@@ -48,7 +50,8 @@ def find_checkpoint(path: str | Path) -> Path:
         f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "
         f"inside it. Train the imitator first (`make train-imitator`, or `python -m lightning_modules.cli fit "
         f"--config experiments/demo/imitator.yaml` for the demo: runs/<name>/version_N/checkpoints/last.ckpt), "
-        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file")
+        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file"
+    )
 
 
 class RegressionModule(LightningModule):
@@ -94,14 +97,19 @@ class RegressionModule(LightningModule):
         self.save_hyperparameters(ignore=["encoder", "regressor", "optimizer", "scheduler"])
         self.save_hyperparameters({"encoder": network_spec(encoder), "regressor": network_spec(regressor)})
         if restore_against not in ("screenshot", "imitator"):
-            raise ValueError(f"restore_against must be 'screenshot' (eq. 3) or 'imitator' (G(p_true)), "
-                             f"got {restore_against!r}")
+            raise ValueError(
+                f"restore_against must be 'screenshot' (eq. 3) or 'imitator' (G(p_true)), got {restore_against!r}"
+            )
         if reconstruction_weight > 0 and encoder.decoder is None:
-            raise ValueError("reconstruction_weight > 0 needs an image decoder: set "
-                             "model.init_args.encoder.init_args.reconstruct: true")
+            raise ValueError(
+                "reconstruction_weight > 0 needs an image decoder: set "
+                "model.init_args.encoder.init_args.reconstruct: true"
+            )
         if reconstruction_weight == 0 and encoder.decoder is not None:
-            raise ValueError("the encoder has an image decoder (reconstruct: true) but reconstruction_weight is 0: "
-                             "its weights would never train (and DDP would stop on them); set one or the other")
+            raise ValueError(
+                "the encoder has an image decoder (reconstruct: true) but reconstruction_weight is 0: "
+                "its weights would never train (and DDP would stop on them); set one or the other"
+            )
         self.encoder = encoder
         self.regressor = regressor
         self.optimizer = optimizer
@@ -112,40 +120,67 @@ class RegressionModule(LightningModule):
         log.info("imitator G (frozen) from %s", self.imitator_file)
         sizes = {"encoder": encoder.image_size, "regressor": regressor.image_size, "imitator": imitator.image_size}
         if len(set(sizes.values())) != 1:
-            raise ValueError(f"image sizes differ: {sizes} (imitator from {self.imitator_file}); the encoder and "
-                             f"regressor must work at the size the imitator renders")
+            raise ValueError(
+                f"image sizes differ: {sizes} (imitator from {self.imitator_file}); the encoder and "
+                f"regressor must work at the size the imitator renders"
+            )
         # An extractor is built only for a term that is on: switching a loss off is an explicit weight 0.
         on = lambda_consistency > 0
-        f3d = self._extractor("face_geometry", face_geometry, face_geometry_checkpoint, on and weight_3d > 0,
-                              "weight_3d", build_face_geometry)
-        fid = self._extractor("face_id", face_id, face_id_checkpoint, on and weight_id > 0, "weight_id",
-                              build_face_id)
+        f3d = self._extractor(
+            "face_geometry",
+            face_geometry,
+            face_geometry_checkpoint,
+            on and weight_3d > 0,
+            "weight_3d",
+            build_face_geometry,
+        )
+        fid = self._extractor("face_id", face_id, face_id_checkpoint, on and weight_id > 0, "weight_id", build_face_id)
         self.objective = CrossDomainObjective(
-            imitator, f3d, fid, lambda_restored, lambda_domain, lambda_contrastive, lambda_consistency, beta=beta,
-            differ_on_source=differ_on_source, mmd_sigma_features=mmd_sigma_features,
-            mmd_sigma_params=mmd_sigma_params, mmd_on_features=mmd_on_features, mmd_kernel=mmd_kernel,
+            imitator,
+            f3d,
+            fid,
+            lambda_restored,
+            lambda_domain,
+            lambda_contrastive,
+            lambda_consistency,
+            beta=beta,
+            differ_on_source=differ_on_source,
+            mmd_sigma_features=mmd_sigma_features,
+            mmd_sigma_params=mmd_sigma_params,
+            mmd_on_features=mmd_on_features,
+            mmd_kernel=mmd_kernel,
             temperature=temperature,
             normalize_contrastive=normalize_contrastive,
-            weight_3d=weight_3d, weight_id=weight_id, l2_mode=l2_mode,
+            weight_3d=weight_3d,
+            weight_id=weight_id,
+            l2_mode=l2_mode,
         )
         self.quantizers = [m for m in encoder.modules() if isinstance(m, Quantizer)]  # plain list: not submodules
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         # Parameter RMSE against ground truth where a set has it: screenshots always, synthetic photos too.
-        self.param_rmse = nn.ModuleDict({f"{stage}_{domain}": MeanSquaredError(squared=False)
-                                         for stage in ("train", "val") for domain in ("source", "target")})
+        self.param_rmse = nn.ModuleDict(
+            {
+                f"{stage}_{domain}": MeanSquaredError(squared=False)
+                for stage in ("train", "val")
+                for domain in ("source", "target")
+            }
+        )
         # DDP would broadcast every buffer from rank 0 each step, frozen networks' weights included (MBs of
         # identical data); they are identical on every rank already, so DDP is told to leave them alone.
         prefixes = tuple(self._frozen_prefixes())
         self._ddp_params_and_buffers_to_ignore = [
-            name for name, _ in list(self.named_parameters()) + list(self.named_buffers()) if name.startswith(prefixes)]
+            name for name, _ in list(self.named_parameters()) + list(self.named_buffers()) if name.startswith(prefixes)
+        ]
 
     @staticmethod
     def _extractor(key: str, name: str | None, checkpoint: str | None, needed: bool, weight: str, build):
         if not needed:
             return None
         if name is None:
-            raise ValueError(f"model.init_args.{key} is null but L_consistency uses it ({weight} > 0 and "
-                             f"lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0")
+            raise ValueError(
+                f"model.init_args.{key} is null but L_consistency uses it ({weight} > 0 and "
+                f"lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0"
+            )
         return build(name, checkpoint)  # a file that does not load stops here, naming it and the alternatives
 
     # ---------------------------------------------------------------------------------------------- the networks
@@ -166,8 +201,9 @@ class RegressionModule(LightningModule):
         commitment alpha ||sg[e] - z||^2 is recomputed here on each part from the quantisers' inputs and codes.
         """
         kept: list[tuple[torch.Tensor, torch.Tensor]] = []
-        hooks = [q.register_forward_hook(lambda module, args, out: kept.append((args[0], out[0])))
-                 for q in self.quantizers]
+        hooks = [
+            q.register_forward_hook(lambda module, args, out: kept.append((args[0], out[0]))) for q in self.quantizers
+        ]
         try:
             encoded = self.encoder(images)
         finally:
@@ -175,8 +211,12 @@ class RegressionModule(LightningModule):
                 hook.remove()
         parts = []
         for rows in (slice(None, split), slice(split, None)):
-            parts.append(sum(q.alpha * F.mse_loss(codes[rows].detach().float(), z[rows].float())
-                             for q, (z, codes) in zip(self.quantizers, kept)))
+            parts.append(
+                sum(
+                    q.alpha * F.mse_loss(codes[rows].detach().float(), z[rows].float())
+                    for q, (z, codes) in zip(self.quantizers, kept)
+                )
+            )
         return encoded, parts[0], parts[1]
 
     # -------------------------------------------------------------------------------------- the shared step
@@ -205,8 +245,9 @@ class RegressionModule(LightningModule):
         terms |= {f"codebook/{name}": value.detach().float() for name, value in encoded.stats.items()}
         return total, terms, p[:split], p[split:]
 
-    def extra_terms(self, encoded: VQVAE2Output, images: torch.Tensor, p: torch.Tensor,
-                    target: dict) -> dict[str, tuple[float, torch.Tensor]]:
+    def extra_terms(
+        self, encoded: VQVAE2Output, images: torch.Tensor, p: torch.Tensor, target: dict
+    ) -> dict[str, tuple[float, torch.Tensor]]:
         """The terms outside eq. 12, each off at weight 0 (the paper's setting): name -> (weight, value)."""
         h, split, extras = self.hparams, target["image"].shape[0], {}
         if h.reconstruction_weight > 0:  # E/D also reconstruct both domains' images
@@ -215,8 +256,10 @@ class RegressionModule(LightningModule):
         if h.parameter_prior_weight > 0:
             # A Gaussian prior pulling parameters the images say little about towards the neutral face, instead
             # of letting imitator error push them to the range limits.
-            extras["parameter_prior"] = (h.parameter_prior_weight,
-                                         (p.float() / self.regressor.parameter_range).pow(2).mean())
+            extras["parameter_prior"] = (
+                h.parameter_prior_weight,
+                (p.float() / self.regressor.parameter_range).pow(2).mean(),
+            )
         if h.screenshot_supervision_weight > 0:
             # The screenshots' true parameters are free: an MSE on them teaches R the conditional mean (the
             # prior's mean for what a picture cannot show). Photos stay unsupervised.
@@ -229,8 +272,10 @@ class RegressionModule(LightningModule):
     def _truth(target: dict, option: str) -> torch.Tensor:
         truth = target.get("parameters")
         if truth is None:
-            raise ValueError(f"{option} needs the screenshots' true parameters in batch['target']['parameters'] "
-                             f"(a game set's parameters.npy or parameters.csv)")
+            raise ValueError(
+                f"{option} needs the screenshots' true parameters in batch['target']['parameters'] "
+                f"(a game set's parameters.npy or parameters.csv)"
+            )
         return truth
 
     def _log_step(self, stage: str, batch: dict, total, terms, p_target, p_source) -> None:
@@ -240,8 +285,14 @@ class RegressionModule(LightningModule):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
         for name, value in terms.items():
             if name != "total":  # the loss above
-                self.log(f"{stage}/{name}", value, on_step=stage == "train", on_epoch=True, batch_size=size,
-                         sync_dist=stage == "val")
+                self.log(
+                    f"{stage}/{name}",
+                    value,
+                    on_step=stage == "train",
+                    on_epoch=True,
+                    batch_size=size,
+                    sync_dist=stage == "val",
+                )
         for domain, params, name in (("target", p_target, "target_param_rmse"), ("source", p_source, "param_rmse")):
             truth = batch[domain].get("parameters")
             valid = torch.isfinite(truth).all(1) if truth is not None else None
@@ -259,8 +310,10 @@ class RegressionModule(LightningModule):
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Every term of eq. 12 and the parameter RMSE on held-out screenshots and photos."""
         if not ("target" in batch and "source" in batch):
-            raise ValueError("RegressionModule validates on paired batches {'target': ..., 'source': ...} "
-                             f"(CrossDomainDataModule with data.source); got keys {sorted(batch)}")
+            raise ValueError(
+                "RegressionModule validates on paired batches {'target': ..., 'source': ...} "
+                f"(CrossDomainDataModule with data.source); got keys {sorted(batch)}"
+            )
         self._log_step("val", batch, *self.model_step(batch))
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
@@ -277,8 +330,11 @@ class RegressionModule(LightningModule):
         # Moved here: the grid callback moves only a batch's top-level tensors to the device.
         if "source" in batch:
             photos = batch["source"]["image"].to(self.device)
-            columns |= {"photo": photos, "photo_render": self.render(photos),
-                        "photo_engine": self._engine_render(self(photos), photos.shape[-1])}
+            columns |= {
+                "photo": photos,
+                "photo_render": self.render(photos),
+                "photo_engine": self._engine_render(self(photos), photos.shape[-1]),
+            }
         target = batch.get("target", batch if "image" in batch else None)
         if target is not None:
             screenshots = target["image"].to(self.device)
@@ -288,7 +344,7 @@ class RegressionModule(LightningModule):
 
     def _engine_render(self, parameters: torch.Tensor, size: int) -> torch.Tensor:
         """What the player gets: the game engine's screenshots of the parameters (CPU rendering)."""
-        from eval.likeness import engine_renders   # imported here: training must not need the renderer
+        from eval.likeness import engine_renders  # imported here: training must not need the renderer
 
         return engine_renders(parameters.detach().float().cpu().numpy(), size).to(self.device)
 
@@ -299,8 +355,10 @@ class RegressionModule(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         data_size = getattr(datamodule, "image_size", None)
         if data_size is not None and data_size != self.encoder.image_size:
-            raise ValueError(f"the data gives {data_size} px images but the imitator, encoder and regressor work at "
-                             f"{self.encoder.image_size} px: set data.init_args.image_size alike")
+            raise ValueError(
+                f"the data gives {data_size} px images but the imitator, encoder and regressor work at "
+                f"{self.encoder.image_size} px: set data.init_args.image_size alike"
+            )
         imitator_table = self._imitator_table()
         data_table = None
         if datamodule is not None and hasattr(datamodule, "state_dict"):
@@ -309,8 +367,10 @@ class RegressionModule(LightningModule):
             except (OSError, ValueError):  # no set on disk yet (prepare_data makes it): nothing to compare
                 data_table = None
         if imitator_table and data_table and imitator_table != data_table:
-            raise ValueError(f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
-                             f"the data uses {data_table}: the 267 parameters mean different things")
+            raise ValueError(
+                f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
+                f"the data uses {data_table}: the 267 parameters mean different things"
+            )
 
     def _imitator_table(self) -> str | None:
         checkpoint = torch.load(self.imitator_file, map_location="cpu", weights_only=True, mmap=True)

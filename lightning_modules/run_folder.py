@@ -4,6 +4,7 @@ Also builds what writes into it: a CSVLogger (always), a WandbLogger (offline by
 the checkpoint callback (best by the monitored metric + last) and a learning-rate monitor.
 See docs/contracts.md section 6.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,9 +59,7 @@ def resolve_run_dir(run: RunConfig, ckpt_path: str | None = None) -> Path:
         if os.environ.get(RUN_DIR_ENV):
             return Path(os.environ[RUN_DIR_ENV])
         if run.version is None:
-            raise ValueError(
-                "processes started by torchrun/SLURM cannot agree on a new run folder: pass --run.version"
-            )
+            raise ValueError("processes started by torchrun/SLURM cannot agree on a new run folder: pass --run.version")
     base = Path(run.root) / run.name
     resuming = ckpt_path is not None
     if run.version is not None:

@@ -1,4 +1,5 @@
 """The cross-domain regression losses (paper eq. 3-12), one module each, and their weighted sum."""
+
 from losses.consistency import ConsistencyLoss
 from losses.contrastive import ContrastiveLoss
 from losses.distributed import all_gather_with_grad

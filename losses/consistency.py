@@ -1,4 +1,5 @@
 """Consistency loss (eq. 9-11): a photo and the render of its parameters share 3D shape and identity."""
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,10 @@ class ConsistencyLoss(nn.Module):
         super().__init__()
         for name, extractor, weight in (("f3d", f3d, weight_3d), ("fid", fid, weight_id)):
             if weight > 0 and extractor is None:
-                raise ValueError(f"ConsistencyLoss: {name} is None but its weight is {weight}; "
-                                 f"pass the extractor or set the weight to 0")
+                raise ValueError(
+                    f"ConsistencyLoss: {name} is None but its weight is {weight}; "
+                    f"pass the extractor or set the weight to 0"
+                )
         self.f3d = None if f3d is None or weight_3d == 0 else Frozen(f3d)
         self.fid = None if fid is None or weight_id == 0 else Frozen(fid)
         self.weight_3d, self.weight_id = weight_3d, weight_id

@@ -1,4 +1,5 @@
 """Contrastive loss (eq. 8): InfoNCE in parameter space across photos of the same person."""
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,9 @@ class ContrastiveLoss(nn.Module):
             params, identities = all_gather_with_grad(params), all_gather_with_grad(identities)
         # Without a positive pair NTXentLoss silently returns 0: that is a sampler bug, say so.
         if identities.unique().numel() == identities.numel():
-            raise ValueError("ContrastiveLoss got no two photos of one identity: the source batch must hold "
-                             "P identities x 2 photos")
+            raise ValueError(
+                "ContrastiveLoss got no two photos of one identity: the source batch must hold P identities x 2 photos"
+            )
         with torch.autocast(params.device.type, enabled=False):  # logits s/0.07 in bf16 lose ~0.1
             loss = self.ntxent(params.float(), identities)
         return loss, {}

@@ -1,4 +1,5 @@
 """Gathering a batch-level loss's inputs across DDP ranks, with gradients for each rank's own rows."""
+
 from __future__ import annotations
 
 import torch

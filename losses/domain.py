@@ -1,4 +1,5 @@
 """Domain loss (eq. 6-7): squared MMD between photos and screenshots, on features f and parameters p."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -93,7 +94,6 @@ class DomainLoss(nn.Module):
             f_source, f_target, p_source, p_target = map(all_gather_with_grad, (f_source, f_target, p_source, p_target))
         # fp32: exp(-d^2 / sigma^2) of 1024-d features is too coarse in bf16.
         with torch.autocast(f_source.device.type, enabled=False):
-            features = self.mmd(f_source, f_target, self.sigma_features) if self.on_features else \
-                f_source.new_zeros(())
+            features = self.mmd(f_source, f_target, self.sigma_features) if self.on_features else f_source.new_zeros(())
             params = self.mmd(p_source, p_target, self.sigma_params)
         return features + params, {"features": features.detach(), "params": params.detach()}

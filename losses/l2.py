@@ -1,4 +1,5 @@
 """The L2 distance of eq. 3 and 9, E||a - b||_2, in its two readings."""
+
 from __future__ import annotations
 
 from typing import Literal

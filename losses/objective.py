@@ -1,4 +1,5 @@
 """The full objective (eq. 12): the four losses with their lambda weights."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -54,12 +55,19 @@ class CrossDomainObjective(nn.Module):
         gather: bool = True,
     ) -> None:
         super().__init__()
-        self.lambdas = {"restored": lambda_restored, "domain": lambda_domain,
-                        "contrastive": lambda_contrastive, "consistency": lambda_consistency}
+        self.lambdas = {
+            "restored": lambda_restored,
+            "domain": lambda_domain,
+            "contrastive": lambda_contrastive,
+            "consistency": lambda_consistency,
+        }
         # The imitator lives here even when lambda_restored is 0: the consistency term renders with it.
         self.restored = RestoredLoss(imitator, beta, l2_mode)
-        self.domain = DomainLoss(mmd_sigma_features, mmd_sigma_params, mmd_scales, gather,
-                                 mmd_on_features, mmd_kernel) if lambda_domain else None
+        self.domain = (
+            DomainLoss(mmd_sigma_features, mmd_sigma_params, mmd_scales, gather, mmd_on_features, mmd_kernel)
+            if lambda_domain
+            else None
+        )
         self.contrastive = ContrastiveLoss(temperature, normalize_contrastive, gather) if lambda_contrastive else None
         self.consistency = ConsistencyLoss(f3d, fid, weight_3d, weight_id, l2_mode) if lambda_consistency else None
         # Eq. 4 takes L_differ over screenshots; True adds the photos' commitment term as well.

@@ -1,4 +1,5 @@
 """Restored loss (eq. 3-5): a screenshot's regressed parameters, rendered by the frozen imitator, give it back."""
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,9 @@ class RestoredLoss(nn.Module):
         """params (B, 267) regressed from target images (B, 3, S, S) in [0, 1]; vq_loss is their L_differ."""
         renders = self.imitator(params)
         if renders.shape != images.shape:
-            raise ValueError(f"the imitator renders {tuple(renders.shape)} but the target images are "
-                             f"{tuple(images.shape)}: give both the same image_size")
+            raise ValueError(
+                f"the imitator renders {tuple(renders.shape)} but the target images are "
+                f"{tuple(images.shape)}: give both the same image_size"
+            )
         param = l2_loss(renders.float(), images.float(), self.mode)
         return param + self.beta * vq_loss, {"param": param.detach(), "differ": vq_loss.detach()}

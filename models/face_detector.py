@@ -13,6 +13,7 @@ with a box and 6 keypoints. Everything around it follows MediaPipe 0.10.21's fac
 - input (ImageToTensorCalculator): the photo letterboxed (aspect kept, black bars, centred) to 128 x 128.
   MediaPipe resizes bilinearly; we use area averaging when shrinking, which does not alias on large photos.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,13 @@ def weighted_nms(scores: torch.Tensor, boxes: torch.Tensor, keypoints: torch.Ten
     while len(scores):
         cluster = box_iou(boxes, boxes[0]) > iou  # always holds the top box itself
         weights = scores[cluster] / scores[cluster].sum()
-        kept.append((float(scores[0]), (weights[:, None] * boxes[cluster]).sum(0),
-                     (weights[:, None, None] * keypoints[cluster]).sum(0)))
+        kept.append(
+            (
+                float(scores[0]),
+                (weights[:, None] * boxes[cluster]).sum(0),
+                (weights[:, None, None] * keypoints[cluster]).sum(0),
+            )
+        )
         scores, boxes, keypoints = scores[~cluster], boxes[~cluster], keypoints[~cluster]
     return kept
 
@@ -91,7 +97,7 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, fl
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     out = np.zeros((size, size, 3), np.uint8)
     left, top = (size - new_w) // 2, (size - new_h) // 2
-    out[top:top + new_h, left:left + new_w] = resized
+    out[top : top + new_h, left : left + new_w] = resized
     # Per-axis factors of the rounded resize, so the mapping back is exact for the pixels that were drawn.
     return out, np.array([new_w / width, new_h / height]), np.array([left, top], dtype=np.float64)
 
@@ -114,8 +120,10 @@ class BlazeFaceDetector(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 128, 128) RGB in [0, 1] -> raw regressors (B, 896, 16), raw score logits (B, 896)."""
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"BlazeFaceDetector expects images of shape (B, 3, {INPUT_SIZE}, {INPUT_SIZE}), "
-                             f"float RGB in [0, 1]; got {tuple(images.shape)}")
+            raise ValueError(
+                f"BlazeFaceDetector expects images of shape (B, 3, {INPUT_SIZE}, {INPUT_SIZE}), "
+                f"float RGB in [0, 1]; got {tuple(images.shape)}"
+            )
         values = self.net.run(images * 2 - 1)  # MediaPipe feeds this model [-1, 1]
         return values[self.regressor_index], values[self.logit_index].squeeze(-1)
 
@@ -129,8 +137,12 @@ class BlazeFaceDetector(nn.Module):
         results = []
         for s, b, k in zip(scores, boxes, keypoints):
             keep = s >= self.min_score
-            results.append([Detection(score, box.double().cpu().numpy(), kp.double().cpu().numpy())
-                            for score, box, kp in weighted_nms(s[keep], b[keep], k[keep], self.iou)])
+            results.append(
+                [
+                    Detection(score, box.double().cpu().numpy(), kp.double().cpu().numpy())
+                    for score, box, kp in weighted_nms(s[keep], b[keep], k[keep], self.iou)
+                ]
+            )
         return results
 
     @torch.no_grad()
@@ -141,8 +153,9 @@ class BlazeFaceDetector(nn.Module):
         faces = self.decode(*self(batch.to(self.anchors.device)))
         results = []
         for detections, (_, scale, offset) in zip(faces, boxed):
+
             def to_photo(points):  # [0, 1] of the 128 px input -> letterbox pixels -> photo pixels
                 return (points.reshape(-1, 2) * INPUT_SIZE - offset) / scale
-            results.append([Detection(d.score, to_photo(d.box).reshape(4), to_photo(d.keypoints))
-                            for d in detections])
+
+            results.append([Detection(d.score, to_photo(d.box).reshape(4), to_photo(d.keypoints)) for d in detections])
         return results

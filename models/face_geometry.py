@@ -10,6 +10,7 @@ eval mode whatever a parent asks, and passes gradients through to the image.
 - Deep3DCoefficients ("deep3d", the paper's F_3d): Deep3DFaceRecon_pytorch's identity (80) and expression
   (64) coefficients, from a user-supplied checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,7 @@ def square_crop_to_template(side: float, centre: tuple[float, float], size: int)
     """2x3 affine from the pixel indices of a size x size crop to template fractions, for an axis-aligned square."""
     step = side / size
     # Pixel j covers [j, j + 1) of the crop, so its centre is at (j + 0.5) * step from the square's edge.
-    return np.array([[step, 0.0, centre[0] - side / 2 + 0.5 * step],
-                     [0.0, step, centre[1] - side / 2 + 0.5 * step]])
+    return np.array([[step, 0.0, centre[0] - side / 2 + 0.5 * step], [0.0, step, centre[1] - side / 2 + 0.5 * step]])
 
 
 def procrustes(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -112,8 +112,9 @@ class LandmarkGeometry(_FrozenExtractor):
     def __init__(self, tflite_path: str | os.PathLike | None = None, scale: float = LANDMARK_SCALE) -> None:
         super().__init__()
         self.net = FaceMeshNet(tflite_path)
-        self.crop = TemplateCrop(square_crop_to_template(LANDMARK_CROP_SIDE, LANDMARK_CROP_CENTRE, 192), 192,
-                                 type(self).__name__)
+        self.crop = TemplateCrop(
+            square_crop_to_template(LANDMARK_CROP_SIDE, LANDMARK_CROP_CENTRE, 192), 192, type(self).__name__
+        )
         self.register_buffer("reference", torch.from_numpy(neutral_reference()).float(), persistent=False)
         self.scale = scale
         freeze(self)
@@ -140,23 +141,27 @@ DEEP3D_FEATURE = slice(0, 144)  # identity + expression; pose, texture, light an
 # Deep3D's standard 3D face (util/load_mats.py: load_lm3d, BFM units, y up): right eye, left eye, nose tip,
 # right and left mouth corner. align_img puts their orthographic projection, 102 px per unit, about the centre
 # of the 224 px crop: continuous x = 112 + 102 X, y = 112 - 102 Y, i.e. pixel index 111.5 + ...
-DEEP3D_LM3D = np.array([
-    [-0.31148657, 0.29036078, 0.13377953],
-    [0.30979887, 0.28972036, 0.13179526],
-    [0.0032535, -0.04617932, 0.55244243],
-    [-0.25216928, -0.38133916, 0.22405732],
-    [0.2484662, -0.38128236, 0.22235769],
-])
+DEEP3D_LM3D = np.array(
+    [
+        [-0.31148657, 0.29036078, 0.13377953],
+        [0.30979887, 0.28972036, 0.13179526],
+        [0.0032535, -0.04617932, 0.55244243],
+        [-0.25216928, -0.38133916, 0.22405732],
+        [0.2484662, -0.38128236, 0.22235769],
+    ]
+)
 DEEP3D_CROP_POINTS = 111.5 + 102.0 * DEEP3D_LM3D[:, :2] * np.array([1.0, -1.0])
 # Crop pixel -> template fraction: the least-squares similarity between the two five-point sets, the way a
 # photo is aligned to the template (contracts section 2), so a template-aligned face lands where align_img
 # would put it.
 DEEP3D_CROP_TO_TEMPLATE = similarity_to_template(DEEP3D_CROP_POINTS, 1)
-DEEP3D_LAYOUT = ("a dict with 'net_recon': the state dict of Deep3DFaceRecon_pytorch's ReconNetWrapper "
-                 "(backbone.conv1.weight (64, 3, 7, 7) ... backbone.layer4.2.bn3.running_var (2048,), and "
-                 "final_layers.0-6.weight/bias with 80, 64, 80, 3, 27, 2, 1 outputs of 2048 inputs), or the "
-                 "same ResNet-50 in torchvision's layout with fc.weight (257, 2048), as in checkpoints/<name>/"
-                 "epoch_20.pth")
+DEEP3D_LAYOUT = (
+    "a dict with 'net_recon': the state dict of Deep3DFaceRecon_pytorch's ReconNetWrapper "
+    "(backbone.conv1.weight (64, 3, 7, 7) ... backbone.layer4.2.bn3.running_var (2048,), and "
+    "final_layers.0-6.weight/bias with 80, 64, 80, 3, 27, 2, 1 outputs of 2048 inputs), or the "
+    "same ResNet-50 in torchvision's layout with fc.weight (257, 2048), as in checkpoints/<name>/"
+    "epoch_20.pth"
+)
 
 
 def _expected_layout(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -209,13 +214,18 @@ class Deep3DCoefficients(_FrozenExtractor):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> Deep3DCoefficients:
         """Load a Deep3DFaceRecon_pytorch checkpoint: a dict whose 'net_recon' is the ReconNetWrapper state dict."""
-        state = read_state_dict(path, "net_recon", DEEP3D_LAYOUT, hint=". To re-save one: torch.save({'net_recon': "
-                                "torch.load(path, weights_only=False)['net_recon']}, path)")
+        state = read_state_dict(
+            path,
+            "net_recon",
+            DEEP3D_LAYOUT,
+            hint=". To re-save one: torch.save({'net_recon': torch.load(path, weights_only=False)['net_recon']}, path)",
+        )
         expected = _expected_layout(state)
         got = {key: tuple(value.shape) for key, value in state.items()}
         if got != expected:
-            raise ValueError(f"{path} does not hold Deep3D weights: expected {DEEP3D_LAYOUT}. "
-                             f"{layout_mismatch(got, expected)}")
+            raise ValueError(
+                f"{path} does not hold Deep3D weights: expected {DEEP3D_LAYOUT}. {layout_mismatch(got, expected)}"
+            )
         with torch.device("meta"):  # the checkpoint supplies every tensor: skip the random initialisation
             net = resnet50(weights=None, num_classes=sum(DEEP3D_OUTPUTS))
         state = {k: v.float() if v.is_floating_point() else v for k, v in _torchvision_layout(state).items()}
@@ -226,9 +236,11 @@ class Deep3DCoefficients(_FrozenExtractor):
 def build_face_geometry(name: str = "landmarks", checkpoint: str | os.PathLike | None = None) -> nn.Module:
     """The 3D face-geometry extractor F_3d by name: 'landmarks' (MediaPipe's landmark net from the cache, or the
     .tflite file `checkpoint`) or 'deep3d' (`checkpoint` = a Deep3DFaceRecon_pytorch epoch_*.pth)."""
-    alternatives = ("alternatives: 'landmarks' (face_landmark.tflite made by `python -m models.weights fetch`, or "
-                    "checkpoint=path to it) or 'deep3d' (checkpoint=path to a Deep3DFaceRecon_pytorch checkpoint, "
-                    "e.g. checkpoints/face_recon/epoch_20.pth)")
+    alternatives = (
+        "alternatives: 'landmarks' (face_landmark.tflite made by `python -m models.weights fetch`, or "
+        "checkpoint=path to it) or 'deep3d' (checkpoint=path to a Deep3DFaceRecon_pytorch checkpoint, "
+        "e.g. checkpoints/face_recon/epoch_20.pth)"
+    )
     if name not in EXTRACTORS:
         raise ValueError(f"unknown face-geometry extractor {name!r}; {alternatives}")
     try:

@@ -6,6 +6,7 @@ detection), normalises as its network expects, and returns (B, embedding_dim) fe
 image; the weights are non-persistent buffers, so they never require grad and never enter a checkpoint, and
 the module stays in eval mode whatever a parent asks.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,15 +58,18 @@ class TemplateCrop(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) template-aligned images at any S -> (B, 3, n, n), differentiable, same value range."""
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] != images.shape[-2]:
-            raise ValueError(f"{self.owner} expects template-aligned images of shape (B, 3, S, S), float RGB in "
-                             f"[0, 1]; got {tuple(images.shape)}")
+            raise ValueError(
+                f"{self.owner} expects template-aligned images of shape (B, 3, S, S), float RGB in "
+                f"[0, 1]; got {tuple(images.shape)}"
+            )
         side = images.shape[-1]
         # Input pixels per crop pixel: beyond 1.5 bilinear sampling aliases, so shrink with a proper filter first
         # (dlib cuts big chips from an image pyramid for the same reason). Template fractions survive the resize.
         step = side * self.template_per_pixel
         if step > 1.5:
-            images = F.interpolate(images, size=round(side / step), mode="bilinear", antialias=True,
-                                   align_corners=False)
+            images = F.interpolate(
+                images, size=round(side / step), mode="bilinear", antialias=True, align_corners=False
+            )
         grid = self.grid.to(images.dtype).expand(images.shape[0], -1, -1, -1)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -75,13 +79,15 @@ class TemplateCrop(nn.Module):
 
 # Our five template points on dlib's mean face (get_face_chip_details, dlib/image_transforms/interpolation.h),
 # in its units: eye centres = means of iBUG-68 points 36-41 and 42-47, nose tip = point 30, mouth corners = 48, 54.
-DLIB_MEAN_FACE_POINTS = np.array([
-    [0.2254918, 0.2159903],
-    [0.7547613, 0.2159903],
-    [0.490127, 0.515625],
-    [0.254149, 0.780233],
-    [0.726104, 0.780233],
-])
+DLIB_MEAN_FACE_POINTS = np.array(
+    [
+        [0.2254918, 0.2159903],
+        [0.7547613, 0.2159903],
+        [0.490127, 0.515625],
+        [0.254149, 0.780233],
+        [0.726104, 0.780233],
+    ]
+)
 DLIB_CHIP_SIZE = 150
 DLIB_CHIP_PADDING = 0.25  # dlib's compute_face_descriptor default: the chip the network was trained on
 # Chip pixel (index coordinates, dlib's convention) of each point: (padding + mean) / (1 + 2 padding) * size.
@@ -127,8 +133,9 @@ class _ConvScale(nn.Module):
         scale = weights[f"{name}/scale/weights"]
         # (conv(x) + b) * s + c == conv_{w s}(x) + (b s + c): one op fewer per layer, same result to ~1e-7.
         self.register_buffer("weight", (kernel * scale[:, None, None, None]).contiguous(), persistent=False)
-        self.register_buffer("bias", weights[f"{name}/conv/bias"] * scale + weights[f"{name}/scale/biases"],
-                             persistent=False)
+        self.register_buffer(
+            "bias", weights[f"{name}/conv/bias"] * scale + weights[f"{name}/scale/biases"], persistent=False
+        )
         # face-api: stride 2 convs use TF 'valid' padding, stride 1 convs 'same' (odd kernels: symmetric).
         self.stride, self.padding, self.relu = stride, 0 if stride == 2 else kernel.shape[-1] // 2, relu
 
@@ -161,10 +168,22 @@ class DlibResNet(nn.Module):
     """dlib's ResNet-34-style face descriptor network: (B, 3, 150, 150) RGB 0-255 chips -> (B, 128)."""
 
     # (name, downsamples): 150 -> stem 72 -> max-pool 35 -> 17 -> 8 -> 4 -> 2, channels 32 -> 64 -> 128 -> 256.
-    BLOCKS = (("conv32_1", False), ("conv32_2", False), ("conv32_3", False),
-              ("conv64_down", True), ("conv64_1", False), ("conv64_2", False), ("conv64_3", False),
-              ("conv128_down", True), ("conv128_1", False), ("conv128_2", False),
-              ("conv256_down", True), ("conv256_1", False), ("conv256_2", False), ("conv256_down_out", True))
+    BLOCKS = (
+        ("conv32_1", False),
+        ("conv32_2", False),
+        ("conv32_3", False),
+        ("conv64_down", True),
+        ("conv64_1", False),
+        ("conv64_2", False),
+        ("conv64_3", False),
+        ("conv128_down", True),
+        ("conv128_1", False),
+        ("conv128_2", False),
+        ("conv256_down", True),
+        ("conv256_1", False),
+        ("conv256_2", False),
+        ("conv256_down_out", True),
+    )
 
     def __init__(self, weights: dict[str, torch.Tensor]):
         super().__init__()
@@ -177,8 +196,9 @@ class DlibResNet(nn.Module):
         """(B, 3, 150, 150) RGB in 0-255 -> (B, 128) descriptors (Euclidean; dlib's same-person threshold 0.6)."""
         size = DLIB_CHIP_SIZE
         if chips.ndim != 4 or tuple(chips.shape[1:]) != (3, size, size):
-            raise ValueError(f"DlibResNet expects chips of shape (B, 3, {size}, {size}), RGB 0-255; "
-                             f"got {tuple(chips.shape)}")
+            raise ValueError(
+                f"DlibResNet expects chips of shape (B, 3, {size}, {size}), RGB 0-255; got {tuple(chips.shape)}"
+            )
         x = self.stem((chips - self.mean) / 255)
         x = self.blocks(F.max_pool2d(x, 3, 2))
         return x.mean((2, 3)) @ self.fc
@@ -192,9 +212,11 @@ class DlibFaceDescriptor(FrozenExtractor):
     def __init__(self, model_dir: str | os.PathLike | None = None):
         super().__init__()
         name = "face_recognition_model"
-        manifest, weights = ((Path(model_dir) / f"{name}-weights_manifest.json", Path(model_dir) / f"{name}.bin")
-                             if model_dir else
-                             (face_api_asset(f"{name}-weights_manifest.json"), face_api_asset(f"{name}.bin")))
+        manifest, weights = (
+            (Path(model_dir) / f"{name}-weights_manifest.json", Path(model_dir) / f"{name}.bin")
+            if model_dir
+            else (face_api_asset(f"{name}-weights_manifest.json"), face_api_asset(f"{name}.bin"))
+        )
         for path in (manifest, weights):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing (dlib's face descriptor weights from @vladmandic/face-api)")
@@ -215,8 +237,9 @@ LIGHTCNN_SIZE = 128
 # The official test crops are 128 px, eyes level, eye midpoint at y = 40 and 48 px above the mouth midpoint;
 # the template has its eye midpoint at (0.5, 0.44) and its mouth midpoint 0.26 below.
 _LIGHTCNN_PX = 0.26 / 48  # template fraction per crop pixel
-LIGHTCNN_CROP_TO_TEMPLATE = np.array([[_LIGHTCNN_PX, 0.0, 0.5 - 64 * _LIGHTCNN_PX],
-                                      [0.0, _LIGHTCNN_PX, 0.44 - 40 * _LIGHTCNN_PX]])
+LIGHTCNN_CROP_TO_TEMPLATE = np.array(
+    [[_LIGHTCNN_PX, 0.0, 0.5 - 64 * _LIGHTCNN_PX], [0.0, _LIGHTCNN_PX, 0.44 - 40 * _LIGHTCNN_PX]]
+)
 GRAY = (0.299, 0.587, 0.114)  # OpenCV's RGB -> gray, as the official cv2.IMREAD_GRAYSCALE loading does
 
 
@@ -273,15 +296,15 @@ class LightCNN29v2(FrozenExtractor):
         super().__init__()
         self.num_classes = num_classes
         # Official layout and names ([1, 2, 3, 4] residual blocks); sizes for a 128 px input after each _pool.
-        self.conv1 = _MFM(1, 48, 5, 2)                                    # (B, 48, 64, 64)
+        self.conv1 = _MFM(1, 48, 5, 2)  # (B, 48, 64, 64)
         self.block1 = nn.Sequential(*(_ResBlock(48) for _ in range(1)))
-        self.group1 = _Group(48, 96)                                      # (B, 96, 32, 32)
+        self.group1 = _Group(48, 96)  # (B, 96, 32, 32)
         self.block2 = nn.Sequential(*(_ResBlock(96) for _ in range(2)))
-        self.group2 = _Group(96, 192)                                     # (B, 192, 16, 16)
+        self.group2 = _Group(96, 192)  # (B, 192, 16, 16)
         self.block3 = nn.Sequential(*(_ResBlock(192) for _ in range(3)))
         self.group3 = _Group(192, 128)
         self.block4 = nn.Sequential(*(_ResBlock(128) for _ in range(4)))
-        self.group4 = _Group(128, 128)                                    # (B, 128, 8, 8)
+        self.group4 = _Group(128, 128)  # (B, 128, 8, 8)
         self.fc = nn.Linear(8 * 8 * 128, 256)
         self.fc2 = nn.Linear(256, num_classes, bias=False)  # identity classifier of training; unused by F_id
         self.template_crop = TemplateCrop(LIGHTCNN_CROP_TO_TEMPLATE, LIGHTCNN_SIZE, type(self).__name__)
@@ -295,8 +318,10 @@ class LightCNN29v2(FrozenExtractor):
     def embed(self, gray: torch.Tensor) -> torch.Tensor:
         """(B, 1, 128, 128) grayscale in [0, 1] -> (B, 256) `fc` embedding, as the official network computes it."""
         if gray.ndim != 4 or tuple(gray.shape[1:]) != (1, LIGHTCNN_SIZE, LIGHTCNN_SIZE):
-            raise ValueError(f"LightCNN29v2.embed expects (B, 1, {LIGHTCNN_SIZE}, {LIGHTCNN_SIZE}) grayscale "
-                             f"in [0, 1]; got {tuple(gray.shape)}")
+            raise ValueError(
+                f"LightCNN29v2.embed expects (B, 1, {LIGHTCNN_SIZE}, {LIGHTCNN_SIZE}) grayscale "
+                f"in [0, 1]; got {tuple(gray.shape)}"
+            )
         x = _pool(self.conv1(gray))
         x = _pool(self.group1(self.block1(x)))
         x = _pool(self.group2(self.block2(x)))
@@ -325,7 +350,8 @@ class LightCNN29v2(FrozenExtractor):
                 f"{path} does not hold LightCNN-29 v2 weights in the official layout (`state_dict` with keys "
                 f"module.conv1.filter.weight {expected['conv1.filter.weight']} ... module.fc.weight "
                 f"{expected['fc.weight']}, module.fc2.weight {expected['fc2.weight']}; {len(expected)} tensors). "
-                f"{layout_mismatch(got, expected, prefix='module.')}")
+                f"{layout_mismatch(got, expected, prefix='module.')}"
+            )
         for name, buffer in net.named_buffers():
             if name in state:
                 buffer.copy_(state[name])
@@ -335,9 +361,11 @@ class LightCNN29v2(FrozenExtractor):
 def build_face_id(name: str = "dlib", checkpoint: str | os.PathLike | None = None) -> FrozenExtractor:
     """The face-identity extractor F_id by name: 'dlib' (weights from the cache, or the folder `checkpoint`)
     or 'lightcnn29v2' (`checkpoint` = the official LightCNN_29Layers_V2_checkpoint.pth.tar)."""
-    alternatives = (f"alternatives: 'dlib' (weights made by `python -m models.weights fetch`, or checkpoint=a "
-                    f"folder holding face_recognition_model-weights_manifest.json and .bin) or 'lightcnn29v2' "
-                    f"(checkpoint=path to the official {LIGHTCNN_FILE})")
+    alternatives = (
+        f"alternatives: 'dlib' (weights made by `python -m models.weights fetch`, or checkpoint=a "
+        f"folder holding face_recognition_model-weights_manifest.json and .bin) or 'lightcnn29v2' "
+        f"(checkpoint=path to the official {LIGHTCNN_FILE})"
+    )
     if name not in EXTRACTORS:
         raise ValueError(f"unknown face-ID extractor {name!r}; {alternatives}")
     try:

@@ -6,6 +6,7 @@ stay frozen. Input is [0, 1] RGB, as MediaPipe feeds it (ImageToTensorCalculator
 also gives the clearest negative face logits on non-faces (about -7 against -0.2 for [-1, 1]). The face output
 is a logit: MediaPipe applies a sigmoid and keeps the face when the score passes 0.5.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,10 @@ class FaceMeshNet(TFLiteNet):
         """(B, 3, 192, 192) RGB in [0, 1] -> landmarks (B, 468, 3) in crop pixels, face logit (B,)."""
         size = self.input_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
-            raise ValueError(f"FaceMeshNet expects images of shape (B, 3, {size}, {size}), float RGB in [0, 1]; "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"FaceMeshNet expects images of shape (B, 3, {size}, {size}), float RGB in [0, 1]; "
+                f"got {tuple(images.shape)}"
+            )
         values = self.run(images)  # [0, 1] is what the net expects: no normalisation
         return values[self.landmark_index].reshape(-1, 468, 3), values[self.logit_index].reshape(-1)
 

@@ -6,6 +6,7 @@ Every block is a 4x4 transposed convolution + BatchNorm + ReLU; the last one has
 images come out in [0, 1] (docs/contracts.md section 1). Smaller outputs (128, 64 px) drop the
 top blocks: the remaining blocks keep Table 2's widths counted from the input side.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

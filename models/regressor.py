@@ -13,6 +13,7 @@ Not in the paper: a per-parameter `shrinkage` factor in [0, 1] (ones, i.e. off, 
 callbacks.shrinkage.ShrinkageCalibration fits it on held-out screenshots) scales p in eval mode only, like
 BatchNorm's running statistics: training sees the raw output, every user of a trained R the calibrated one.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ class Regressor(nn.Module):
         # Halvings from the input side down to L5's 2x2: 5 at 64x64 (256 px), 4 at 32x32, 3 at 16x16.
         num_down = math.log2(self.in_size / 2) if self.in_size >= 2 else -1
         if image_size % 4 or not num_down.is_integer() or not 1 <= num_down <= len(self.channels):
-            raise ValueError(f"image_size must be 4 * 2**k with 1 <= k <= {len(self.channels)} "
-                             f"(e.g. 64, 128, 256), got {image_size}")
+            raise ValueError(
+                f"image_size must be 4 * 2**k with 1 <= k <= {len(self.channels)} (e.g. 64, 128, 256), got {image_size}"
+            )
         strides = [1] * (len(self.channels) - int(num_down)) + [2] * int(num_down)
         layers, c_in = [], in_channels
         for c_out, stride in zip(self.channels, strides):
@@ -86,8 +88,10 @@ class Regressor(nn.Module):
         """Return the image feature f (B, 1024) and the game parameters p (B, 267); p is scaled by `shrinkage`
         in eval mode, or as `shrink` says."""
         if x.shape[-2:] != (self.in_size, self.in_size):
-            raise ValueError(f"Regressor for {self.image_size} px expects (B, C, {self.in_size}, {self.in_size}) "
-                             f"feature maps, got {tuple(x.shape)}")
+            raise ValueError(
+                f"Regressor for {self.image_size} px expects (B, C, {self.in_size}, {self.in_size}) "
+                f"feature maps, got {tuple(x.shape)}"
+            )
         f = self.layers(x).flatten(1)  # L5 (B, 256, 2, 2) -> (B, 1024)
         p = self.parameter_range * torch.tanh(self.head(f))
         if (not self.training) if shrink is None else shrink:

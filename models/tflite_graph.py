@@ -5,6 +5,7 @@ tflite's layout, so RESHAPE and CONCATENATION translate at the 4-D boundary. fp1
 ops become float32 constants at load time. Covers the operators of MediaPipe's face-landmark and
 short-range face-detection models; anything else raises NotImplementedError naming the file and operator.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,13 +17,23 @@ import torch.nn.functional as F
 from torch import nn
 
 _OP_NAMES = {code: name for name, code in vars(tflite.BuiltinOperator).items() if not name.startswith("_")}
-_NP_TYPES = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.FLOAT16: np.float16,
-             tflite.TensorType.INT32: np.int32}
-_ACTIVATIONS = {tflite.ActivationFunctionType.NONE: nn.Identity, tflite.ActivationFunctionType.RELU: nn.ReLU,
-                tflite.ActivationFunctionType.RELU6: nn.ReLU6}
-_OPTIONS = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
-            "MAX_POOL_2D": tflite.Pool2DOptions, "ADD": tflite.AddOptions,
-            "CONCATENATION": tflite.ConcatenationOptions}
+_NP_TYPES = {
+    tflite.TensorType.FLOAT32: np.float32,
+    tflite.TensorType.FLOAT16: np.float16,
+    tflite.TensorType.INT32: np.int32,
+}
+_ACTIVATIONS = {
+    tflite.ActivationFunctionType.NONE: nn.Identity,
+    tflite.ActivationFunctionType.RELU: nn.ReLU,
+    tflite.ActivationFunctionType.RELU6: nn.ReLU6,
+}
+_OPTIONS = {
+    "CONV_2D": tflite.Conv2DOptions,
+    "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+    "MAX_POOL_2D": tflite.Pool2DOptions,
+    "ADD": tflite.AddOptions,
+    "CONCATENATION": tflite.ConcatenationOptions,
+}
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
 
@@ -67,8 +78,10 @@ class TFLiteGraph:
                 options = _OPTIONS[name]()
                 options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
                 if options.FusedActivationFunction() not in _ACTIVATIONS:
-                    raise NotImplementedError(f"{self.path}: op {k} {name}: fused activation "
-                                              f"{options.FusedActivationFunction()} is not NONE, RELU or RELU6")
+                    raise NotImplementedError(
+                        f"{self.path}: op {k} {name}: fused activation "
+                        f"{options.FusedActivationFunction()} is not NONE, RELU or RELU6"
+                    )
             yield name, ins, out, options
 
 
@@ -76,8 +89,10 @@ def _same_padding(in_hw, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int
     """TF 'SAME' padding as F.pad's (left, right, top, bottom): the odd pixel goes after, not before."""
     (top, bottom), (left, right) = [
         (total // 2, total - total // 2)
-        for total in (max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-                      for n, k, s, d in zip(in_hw, kernel, stride, dilation))]
+        for total in (
+            max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0) for n, k, s, d in zip(in_hw, kernel, stride, dilation)
+        )
+    ]
     return left, right, top, bottom
 
 

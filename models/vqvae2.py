@@ -14,6 +14,7 @@ L_differ (eq. 4): the codebook term is replaced by EMA updates (VQ-VAE-2 / rosin
 commitment term alpha * ||sg[e] - E(I)||^2 (alpha = 0.25) is returned, summed over both levels;
 the restored loss weights it by beta (losses/restored.py).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -118,11 +119,24 @@ class Quantizer(nn.Module):
         self.dead_threshold = dead_code_threshold if dead_code_threshold > 0 else 1.0
         self.register_buffer("last_dead", torch.zeros((), dtype=torch.long), persistent=False)
         codebook = self.vq._codebook
-        missing = [a for a in ("use_ddp", "all_reduce_fn", "kmeans_all_reduce_fn", "sample_fn", "replace_sample_fn",
-                               "expire_codes_", "cluster_size") if not hasattr(codebook, a)]
+        missing = [
+            a
+            for a in (
+                "use_ddp",
+                "all_reduce_fn",
+                "kmeans_all_reduce_fn",
+                "sample_fn",
+                "replace_sample_fn",
+                "expire_codes_",
+                "cluster_size",
+            )
+            if not hasattr(codebook, a)
+        ]
         if missing:
-            raise RuntimeError(f"vector-quantize-pytorch's Codebook lacks {missing}; models/vqvae2.py was written "
-                               "against 1.32: check its DDP wiring before upgrading")
+            raise RuntimeError(
+                f"vector-quantize-pytorch's Codebook lacks {missing}; models/vqvae2.py was written "
+                "against 1.32: check its DDP wiring before upgrading"
+            )
         # Count the codes the library is about to re-seed (after this step's EMA update, before expiry).
         codebook.expire_codes_ = self._count_then_expire
 
@@ -152,9 +166,12 @@ class Quantizer(nn.Module):
         mean_usage = z.shape[0] * z.shape[2] * z.shape[3] * world / self.n_embed
         if not self._warned_threshold and 0 < mean_usage <= 2 * self.dead_code_threshold:
             self._warned_threshold = True
-            warnings.warn(f"dead_code_threshold={self.dead_code_threshold} is close to the mean code usage of "
-                          f"this batch ({mean_usage:.2g} vectors per code): most codes would be re-seeded every "
-                          "step; lower the threshold or n_embed, or raise the batch size", stacklevel=3)
+            warnings.warn(
+                f"dead_code_threshold={self.dead_code_threshold} is close to the mean code usage of "
+                f"this batch ({mean_usage:.2g} vectors per code): most codes would be re-seeded every "
+                "step; lower the threshold or n_embed, or raise the batch size",
+                stacklevel=3,
+            )
 
     @property
     def codebook(self) -> torch.Tensor:
@@ -219,8 +236,9 @@ class VQVAE2(nn.Module):
         self.kmeans_init, self.dead_code_threshold, self.reconstruct = kmeans_init, dead_code_threshold, reconstruct
         self.feature_size = image_size // 4
         self.feature_channels = 2 * embed_dim
-        quantizer = dict(n_embed=n_embed, decay=decay, alpha=alpha, kmeans_init=kmeans_init,
-                         dead_code_threshold=dead_code_threshold)
+        quantizer = dict(
+            n_embed=n_embed, decay=decay, alpha=alpha, kmeans_init=kmeans_init, dead_code_threshold=dead_code_threshold
+        )
         self.enc_b = encoder(3, channel, n_res_block, n_res_channel, stride=4)
         self.enc_t = encoder(channel, channel, n_res_block, n_res_channel, stride=2)
         self.quantize_conv_t = nn.Conv2d(channel, embed_dim, 1)
@@ -229,15 +247,15 @@ class VQVAE2(nn.Module):
         self.quantize_conv_b = nn.Conv2d(embed_dim + channel, embed_dim, 1)
         self.quantize_b = Quantizer(embed_dim, **quantizer)
         self.upsample_t = nn.ConvTranspose2d(embed_dim, embed_dim, 4, 2, 1)  # D: top map to the bottom's size
-        self.decoder = (
-            decoder(2 * embed_dim, 3, channel, n_res_block, n_res_channel, stride=4) if reconstruct else None
-        )
+        self.decoder = decoder(2 * embed_dim, 3, channel, n_res_block, n_res_channel, stride=4) if reconstruct else None
 
     def forward(self, images: torch.Tensor) -> VQVAE2Output:
         """Encode and quantise both levels; features are the regressor's input."""
         if images.shape[1:] != (3, self.image_size, self.image_size):
-            raise ValueError(f"VQVAE2 expects (B, 3, {self.image_size}, {self.image_size}) images in [0, 1], "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"VQVAE2 expects (B, 3, {self.image_size}, {self.image_size}) images in [0, 1], "
+                f"got {tuple(images.shape)}"
+            )
         x = images * 2 - 1  # callers pass [0, 1] (docs/contracts.md); the network was designed for [-1, 1]
         enc_b = self.enc_b(x)  # (B, channel, S/4, S/4)
         enc_t = self.enc_t(enc_b)  # (B, channel, S/8, S/8)

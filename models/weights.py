@@ -3,6 +3,7 @@
 Nothing here runs at training or inference time except `require`, which only looks on disk.
 `python -m models.weights fetch` downloads and unpacks; `python -m models.weights where` prints the folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,7 @@ def read_state_dict(path: str | os.PathLike, key: str | None, needs: str, hint: 
     """The tensors under `key` of a user-supplied torch checkpoint (key None: under 'state_dict' if there is
     one, else the whole dict), `module.` prefixes (DataParallel) removed. Every error names the file and
     `needs`, the layout expected."""
-    import torch   # here: fetching weights must not need torch
+    import torch  # here: fetching weights must not need torch
 
     path = Path(path)
     if not path.is_file():
@@ -68,8 +69,9 @@ def read_state_dict(path: str | os.PathLike, key: str | None, needs: str, hint: 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not readable as a torch checkpoint with weights_only=True ({error}); "
-                         f"expected {needs}{hint}") from error
+        raise ValueError(
+            f"{path}: not readable as a torch checkpoint with weights_only=True ({error}); expected {needs}{hint}"
+        ) from error
     state = None
     if isinstance(checkpoint, dict):
         state = checkpoint.get(key) if key is not None else checkpoint.get("state_dict", checkpoint)
@@ -99,9 +101,23 @@ def fetch_mediapipe(force: bool = False) -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
-               f"mediapipe=={MEDIAPIPE_VERSION}", "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            f"mediapipe=={MEDIAPIPE_VERSION}",
+            "-d",
+            tmp,
+        ]
         subprocess.run(cmd, check=True)
         wheel = next(Path(tmp).glob("mediapipe-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
@@ -125,8 +141,10 @@ def fetch_face_api(force: bool = False) -> Path:
         return target
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError(f"`npm` is not on PATH, so `npm pack {FACE_API_PACKAGE}` cannot fetch {target}. "
-                           "Install Node.js 18+ with npm, then run `python -m models.weights fetch`.")
+        raise RuntimeError(
+            f"`npm` is not on PATH, so `npm pack {FACE_API_PACKAGE}` cannot fetch {target}. "
+            "Install Node.js 18+ with npm, then run `python -m models.weights fetch`."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unpack beside the target, so the final rename stays on one filesystem and is atomic.
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=target.parent) as staging:

@@ -1,4 +1,5 @@
 """Tiny fake screenshot sets on disk, in the exact layouts of docs/contracts.md section 4."""
+
 from __future__ import annotations
 
 import csv
@@ -90,12 +91,13 @@ def fake_face(width: int, height: int, points: np.ndarray, seed: int = 0) -> np.
     rng = np.random.default_rng(seed)
     image = rng.integers(40, 90, (height, width, 3)).astype(np.uint8)
     for x, y in np.round(points).astype(int):
-        image[max(0, y - 2):y + 3, max(0, x - 2):x + 3] = 255
+        image[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = 255
     return image
 
 
-def write_celeba(root: str | Path, identities: int = 8, photos_per_identity: int = 3, landmarks: bool = True,
-                 seed: int = 0) -> Path:
+def write_celeba(
+    root: str | Path, identities: int = 8, photos_per_identity: int = 3, landmarks: bool = True, seed: int = 0
+) -> Path:
     """Write a fake CelebA tree as published (img_align_celeba/*.jpg, identity_CelebA.txt, list_eval_partition.txt
     and, with landmarks, list_landmarks_align_celeba.txt) and return its root.
 
@@ -118,14 +120,16 @@ def write_celeba(root: str | Path, identities: int = 8, photos_per_identity: int
     (root / "identity_CelebA.txt").write_text("\n".join(identity_lines) + "\n")
     (root / "list_eval_partition.txt").write_text("\n".join(partition_lines) + "\n")
     if landmarks:
-        header = " ".join(f"{point}_{axis}" for point in ("lefteye", "righteye", "nose", "leftmouth", "rightmouth")
-                          for axis in "xy")
+        header = " ".join(
+            f"{point}_{axis}" for point in ("lefteye", "righteye", "nose", "leftmouth", "rightmouth") for axis in "xy"
+        )
         (root / "list_landmarks_align_celeba.txt").write_text(f"{count}\n{header}\n" + "\n".join(landmark_lines) + "\n")
     return root
 
 
-def write_photo_folders(root: str | Path, identities: int = 6, photos_per_identity: int = 3, size: int = 40,
-                        landmarks: bool = False) -> Path:
+def write_photo_folders(
+    root: str | Path, identities: int = 6, photos_per_identity: int = 3, size: int = 40, landmarks: bool = False
+) -> Path:
     """Write ROOT/<person>/*.jpg|png square photos and, with landmarks, ROOT/landmarks.csv (relative path, then
     x, y of the five template points in pixels, template order); return the root."""
     from game.framing import TEMPLATE

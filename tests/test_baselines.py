@@ -1,4 +1,5 @@
 """The Table 3 baselines (eval/baselines): F2P's parameter search and FastF2P's translator, on tiny random nets."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,15 @@ class TinyFaceId(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 5, 2, 2), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
-                                 nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(16 * 16, self.embedding_dim))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 5, 2, 2),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 2, 1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(16 * 16, self.embedding_dim),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -83,6 +91,7 @@ def assert_untouched(before: list[dict], *modules: nn.Module) -> None:
 
 # ----------------------------------------------------------------------------------------------------------- F2P
 
+
 def test_f2p_reduces_objective_keeps_range_and_leaves_networks_alone():
     imitator, face_id = tiny_imitator(), tiny_face_id()
     imitator.train()  # a caller's mode: the search must use running statistics and give the mode back
@@ -101,7 +110,7 @@ def test_f2p_batched_equals_one_by_one():
     f2p = F2P(tiny_imitator(), tiny_face_id(), steps=100)
     photos = game_photos(2, seed=3)
     together = f2p(photos)
-    alone = torch.cat([f2p(photos[i:i + 1]) for i in range(2)])
+    alone = torch.cat([f2p(photos[i : i + 1]) for i in range(2)])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=0)
 
 
@@ -137,6 +146,7 @@ def test_template_content_ignores_exposure_and_background():
 
 
 # ------------------------------------------------------------------------------------------------------- FastF2P
+
 
 @pytest.fixture(scope="module")
 def game_set(tmp_path_factory):
@@ -178,12 +188,34 @@ def test_fastf2p_command_line_writes_a_loadable_checkpoint(game_set, tmp_path, m
 
     imitator = tiny_imitator()
     imitator_path = tmp_path / "imitator.ckpt"
-    torch.save({"hyper_parameters": {"net": network_spec(imitator)},
-                "state_dict": {f"net.{k}": v for k, v in imitator.state_dict().items()}}, imitator_path)
+    torch.save(
+        {
+            "hyper_parameters": {"net": network_spec(imitator)},
+            "state_dict": {f"net.{k}": v for k, v in imitator.state_dict().items()},
+        },
+        imitator_path,
+    )
     monkeypatch.setattr(models.face_id, "build_face_id", lambda name, checkpoint=None: tiny_face_id())
     out = tmp_path / "fastf2p.ckpt"
-    monkeypatch.setattr(sys, "argv", ["fastf2p", "--imitator", str(imitator_path), "--data", str(game_set), "--out",
-                                      str(out), "--epochs", "1", "--batch-size", "8", "--device", "cpu"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "fastf2p",
+            "--imitator",
+            str(imitator_path),
+            "--data",
+            str(game_set),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+        ],
+    )
     runpy.run_module("eval.baselines.fastf2p", run_name="__main__")  # as `python -m eval.baselines.fastf2p`
     fast = fastf2p.load_fastf2p(out)
     assert type(fast.translator) is Translator  # the package's class, not one defined in __main__

@@ -1,4 +1,5 @@
 """bench/inference.py and bench/training.py: the variant ladder and the --out reports, at toy sizes on the CPU."""
+
 import json
 import math
 
@@ -24,9 +25,15 @@ def failing_compile(*args, **kwargs):
 
 
 def test_variants_add_one_setting_each():
-    assert inference.variant_settings("fp32") == dict.fromkeys(("bf16", "channels_last", "cudnn_benchmark", "compile"), False)
-    assert inference.variant_settings("channels_last") == {"bf16": True, "channels_last": True,
-                                                          "cudnn_benchmark": False, "compile": False}
+    assert inference.variant_settings("fp32") == dict.fromkeys(
+        ("bf16", "channels_last", "cudnn_benchmark", "compile"), False
+    )
+    assert inference.variant_settings("channels_last") == {
+        "bf16": True,
+        "channels_last": True,
+        "cudnn_benchmark": False,
+        "compile": False,
+    }
     assert all(inference.variant_settings("compile").values())
 
 
@@ -35,8 +42,25 @@ def test_inference_writes_a_row_per_variant_and_batch_and_records_failures(tmp_p
     monkeypatch.setattr(torch, "compile", failing_compile)
     readme, benchmark = inference.README.read_text(), torch.backends.cudnn.benchmark
     out = tmp_path / "inference_gpu.json"
-    report = inference.main(["--sizes", "64", "--batch", "1", "2", "--variants", "fp32", "bf16", "compile",
-                             "--f2p-batch", "1", "--f2p-steps", "1", "--out", str(out)])
+    report = inference.main(
+        [
+            "--sizes",
+            "64",
+            "--batch",
+            "1",
+            "2",
+            "--variants",
+            "fp32",
+            "bf16",
+            "compile",
+            "--f2p-batch",
+            "1",
+            "--f2p-steps",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == report
     assert inference.README.read_text() == readme, "only the default CPU run rewrites the README table"
     assert [(r["variant"], r["batch"]) for r in report["rows"]] == [("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)]
@@ -47,16 +71,35 @@ def test_inference_writes_a_row_per_variant_and_batch_and_records_failures(tmp_p
         assert row["ours"]["images_per_second"] > 0 and row["ours"]["flops_per_image"] > 0
         assert row["flop_utilisation"] > 0 and row["conv_utilisation"] > 0 and row["f2p"]["batch"] == 1
     # k-means initialisation runs once, before counting: the count is per image, whatever the batch
-    assert math.isclose(report["rows"][0]["ours"]["flops_per_image"], report["rows"][1]["ours"]["flops_per_image"],
-                        rel_tol=1e-3)
+    assert math.isclose(
+        report["rows"][0]["ours"]["flops_per_image"], report["rows"][1]["ours"]["flops_per_image"], rel_tol=1e-3
+    )
     assert torch.backends.cudnn.benchmark == benchmark, "the variant's cuDNN setting is restored"
 
 
 def test_training_bench_reports_each_variant(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", failing_compile)
     out = tmp_path / "training_gpu.json"
-    report = training.main(["--device", "cpu", "--size", "64", "--batch", "2", "--steps", "1", "--warmup", "0",
-                            "--variants", "fp32", "channels_last", "compile", "--out", str(out)])
+    report = training.main(
+        [
+            "--device",
+            "cpu",
+            "--size",
+            "64",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--variants",
+            "fp32",
+            "channels_last",
+            "compile",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == report
     assert [r["variant"] for r in report["rows"]] == ["fp32", "channels_last"]
     assert [e["variant"] for e in report["errors"]] == ["compile"]

@@ -1,14 +1,14 @@
 """The CLI with the real demo config, shrunk: one run folder per run, W&B offline, exact resume."""
+
 import csv
 import os
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+from fakes import write_screenshot_set
 from PIL import Image
 
-from fakes import write_screenshot_set
 from lightning_modules.cli import main
 from lightning_modules.imitator import ImitatorModule
 
@@ -32,10 +32,22 @@ def offline(tmp_path, monkeypatch):
 
 def cli_args(root, runs, *extra):
     return [
-        "fit", "--config", DEMO,
-        "--data.init_args.target_root", str(root), "--data.init_args.batch_size", "8",
-        "--data.init_args.num_workers", "0", "--run.root", str(runs),
-        "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false", *extra,
+        "fit",
+        "--config",
+        DEMO,
+        "--data.init_args.target_root",
+        str(root),
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.num_workers",
+        "0",
+        "--run.root",
+        str(runs),
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
     ]
 
 
@@ -72,8 +84,20 @@ def test_resume_from_last_reproduces_the_next_steps(screenshots, tmp_path):
 
 
 def test_image_grid_lands_in_the_run_folder(screenshots, tmp_path):
-    main(cli_args(screenshots, tmp_path / "runs", "--trainer.max_epochs", "1", "--run.wandb", "false",
-                  "--data.init_args.val_fraction", "0.4", "--trainer.limit_val_batches", "null"))
+    main(
+        cli_args(
+            screenshots,
+            tmp_path / "runs",
+            "--trainer.max_epochs",
+            "1",
+            "--run.wandb",
+            "false",
+            "--data.init_args.val_fraction",
+            "0.4",
+            "--trainer.limit_val_batches",
+            "null",
+        )
+    )
     grids = list((tmp_path / "runs" / "demo-imitator" / "version_0" / "images").glob("step*.png"))
     assert len(grids) == 1
     assert Image.open(grids[0]).size == (2 * 64, 8 * 64)  # columns: engine | imitator; rows: 8 fixed val rows
@@ -93,10 +117,13 @@ def test_a_new_run_never_reuses_a_folder_with_checkpoints(tmp_path):
         resolve_run_dir(RunConfig(name="x", root=str(tmp_path), version="version_0"))
 
 
-@pytest.mark.parametrize("overlay, run_name, prior", [
-    (None, "demo-imitator", "neutral_mix"),
-    ("experiments/demo/imitator_uniform.yaml", "demo-imitator-uniform", "uniform"),
-])
+@pytest.mark.parametrize(
+    "overlay, run_name, prior",
+    [
+        (None, "demo-imitator", "neutral_mix"),
+        ("experiments/demo/imitator_uniform.yaml", "demo-imitator-uniform", "uniform"),
+    ],
+)
 def test_demo_imitator_configs_render_their_set_with_their_prior(tmp_path, overlay, run_name, prior):
     """The demo imitator renders a missing set with the neutral_mix prior; the uniform overlay with the paper's."""
     import json
@@ -107,15 +134,32 @@ def test_demo_imitator_configs_render_their_set_with_their_prior(tmp_path, overl
     configs = [DEMO] + ([overlay] if overlay else [])
     generate = {}
     for config in configs:  # the settings the files give, only the count made small
-        generate |= (yaml.safe_load(Path(config).read_text()).get("data", {}).get("init_args", {})
-                     .get("generate", {}))
+        generate |= yaml.safe_load(Path(config).read_text()).get("data", {}).get("init_args", {}).get("generate", {})
     root = tmp_path / "set"
-    cli = main(["fit", *[arg for config in configs for arg in ("--config", config)],
-                "--data.init_args.target_root", str(root), "--data.init_args.generate",
-                json.dumps(generate | {"count": 20}), "--data.init_args.batch_size", "8",
-                "--data.init_args.num_workers", "0", "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
-                "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
-                "false"])
+    cli = main(
+        [
+            "fit",
+            *[arg for config in configs for arg in ("--config", config)],
+            "--data.init_args.target_root",
+            str(root),
+            "--data.init_args.generate",
+            json.dumps(generate | {"count": 20}),
+            "--data.init_args.batch_size",
+            "8",
+            "--data.init_args.num_workers",
+            "0",
+            "--run.root",
+            str(tmp_path / "runs"),
+            "--run.wandb",
+            "false",
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     assert cli.trainer.global_step == 1
     assert (tmp_path / "runs" / run_name / "version_0" / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((root / "manifest.json").read_text())["prior"] == prior

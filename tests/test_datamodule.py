@@ -1,14 +1,15 @@
 """The screenshot side of the DataModule: both on-disk layouts, every rejection names its file, split.json."""
+
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from fakes import fake_parameters, write_game_folder, write_screenshot_set
 
 from datamodules import CrossDomainDataModule
 from datamodules.screenshots import open_screenshot_set
-from fakes import fake_parameters, write_game_folder, write_screenshot_set
 
 
 def datamodule(root, **kwargs):
@@ -25,7 +26,7 @@ def test_reads_format_v1(tmp_path):
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert batch["parameters"].shape == (4, 267) and batch["parameters"].dtype == torch.float32
     assert batch["image"].shape == (4, 3, 32, 32) and batch["image"].dtype == torch.float32
-    assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
     row = int(batch["index"][0])
     np.testing.assert_array_equal(batch["parameters"][0].numpy(), np.load(root / "parameters.npy")[row])
     assert dm.state_dict()["parameter_table_version"] == "fake-table-v1"

@@ -1,4 +1,5 @@
 """BlazeFaceDetector against the reference TFLite runtime, its anchors, and faces found in real photos."""
+
 import numpy as np
 import pytest
 import torch

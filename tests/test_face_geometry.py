@@ -1,4 +1,5 @@
 """F_3d extractors: the landmark crop frames a game face, pose drops out, gradients reach the image, Deep3D loads."""
+
 import dataclasses
 
 import cv2
@@ -11,7 +12,11 @@ from torchvision.models import resnet50
 from game import Game, photo_style
 from game.framing import similarity_to_template
 from models.face_geometry import (
-    DEEP3D_OUTPUTS, Deep3DCoefficients, LandmarkGeometry, build_face_geometry, procrustes,
+    DEEP3D_OUTPUTS,
+    Deep3DCoefficients,
+    LandmarkGeometry,
+    build_face_geometry,
+    procrustes,
 )
 
 
@@ -53,14 +58,31 @@ def test_procrustes_removes_rotation_scale_and_shift(landmarks):
 def photos_at_yaw(size: int, params: np.ndarray, yaws, monkeypatch) -> list[np.ndarray]:
     """The same character photographed at several head yaws (all else fixed), aligned to the template."""
     base = photo_style.sample_photo_conditions(np.random.default_rng(5))
-    base = dataclasses.replace(base, pitch=0.0, roll=0.0, offset=(0.0, 0.0), distance_scale=1.0, blur_sigma=0.0,
-                               noise_sigma=0.0, color_cast=(1.0, 1.0, 1.0), gamma=1.0, skin_texture=0.0)
+    base = dataclasses.replace(
+        base,
+        pitch=0.0,
+        roll=0.0,
+        offset=(0.0, 0.0),
+        distance_scale=1.0,
+        blur_sigma=0.0,
+        noise_sigma=0.0,
+        color_cast=(1.0, 1.0, 1.0),
+        gamma=1.0,
+        skin_texture=0.0,
+    )
     game, photos = Game(size, "photo"), []
     for yaw in yaws:
         monkeypatch.setattr(photo_style, "sample_photo_conditions", lambda rng, c=dataclasses.replace(base, yaw=yaw): c)
         image, points = game.render_with_points(params, np.random.default_rng(0))
-        photos.append(cv2.warpAffine(image, similarity_to_template(points, size), (size, size),
-                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+        photos.append(
+            cv2.warpAffine(
+                image,
+                similarity_to_template(points, size),
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT,
+            )
+        )
     return photos
 
 
@@ -123,12 +145,18 @@ def test_deep3d_loads_the_official_layout_and_keeps_id_and_expression(tmp_path):
     with torch.device("meta"):
         backbone = resnet50(weights=None)
     backbone.fc = torch.nn.Identity()
-    backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")},
-                             assign=True)
+    backbone.load_state_dict(
+        {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}, assign=True
+    )
     with torch.no_grad():
         pooled = backbone.eval()(extractor.crop(images))[:, :, None, None]
-        expected = torch.cat([F.conv2d(pooled, state[f"final_layers.{i}.weight"], state[f"final_layers.{i}.bias"])
-                              for i in range(len(DEEP3D_OUTPUTS))], 1).flatten(1)
+        expected = torch.cat(
+            [
+                F.conv2d(pooled, state[f"final_layers.{i}.weight"], state[f"final_layers.{i}.bias"])
+                for i in range(len(DEEP3D_OUTPUTS))
+            ],
+            1,
+        ).flatten(1)
     assert torch.allclose(features.detach(), expected[:, :144], atol=1e-4)  # identity 0:80, expression 80:144
     features.sum().backward()
     assert images.grad.abs().sum() > 0
@@ -152,8 +180,11 @@ def test_deep3d_wrong_files_name_the_file_and_the_layout(tmp_path):
     state.pop("final_layers.6.bias")
     state["final_layers.0.weight"] = torch.zeros(81, 2048, 1, 1)
     torch.save({"net_recon": state}, tmp_path / "broken.pth")
-    with pytest.raises(ValueError, match=r"broken\.pth does not hold Deep3D weights.*Missing: \['final_layers\.6\.bias"
-                                         r".*final_layers\.0\.weight: \(81, 2048, 1, 1\), expected \(80, 2048, 1, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"broken\.pth does not hold Deep3D weights.*Missing: \['final_layers\.6\.bias"
+        r".*final_layers\.0\.weight: \(81, 2048, 1, 1\), expected \(80, 2048, 1, 1\)",
+    ):
         Deep3DCoefficients.from_checkpoint(tmp_path / "broken.pth")
     with pytest.raises(FileNotFoundError, match=r"missing\.pth.*alternatives"):
         build_face_geometry("deep3d", tmp_path / "missing.pth")

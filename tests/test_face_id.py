@@ -1,5 +1,6 @@
 """F_id extractors: dlib's descriptor against face-api's own runtime, its template->chip warp, its frozen-ness and
 identity sense on a real face; LightCNN-29 v2's shapes and checkpoint loader; the factory and the fetch."""
+
 import json
 import shutil
 import subprocess
@@ -15,8 +16,14 @@ from skimage import data
 from game.framing import TEMPLATE, similarity_to_template
 from game.topology import loop
 from models import weights
-from models.face_id import (DLIB_CHIP_POINTS, DLIB_CHIP_TO_TEMPLATE, LIGHTCNN_FILE, DlibFaceDescriptor,
-                            LightCNN29v2, build_face_id)
+from models.face_id import (
+    DLIB_CHIP_POINTS,
+    DLIB_CHIP_TO_TEMPLATE,
+    LIGHTCNN_FILE,
+    DlibFaceDescriptor,
+    LightCNN29v2,
+    build_face_id,
+)
 from models.face_mesh import astronaut_landmarks
 
 REFERENCE_SCRIPT = Path(__file__).parent / "reference" / "face_api_descriptor.mjs"
@@ -42,8 +49,9 @@ def align_to_template(image: np.ndarray, points: np.ndarray, size: int) -> torch
 def face():
     """skimage's astronaut aligned to the template at 256 px, her five points from MediaPipe's landmarks."""
     lm = astronaut_landmarks()
-    points = np.stack([lm[loop("RIGHT_EYE"), :2].mean(0), lm[loop("LEFT_EYE"), :2].mean(0),
-                       lm[1, :2], lm[61, :2], lm[291, :2]])
+    points = np.stack(
+        [lm[loop("RIGHT_EYE"), :2].mean(0), lm[loop("LEFT_EYE"), :2].mean(0), lm[1, :2], lm[61, :2], lm[291, :2]]
+    )
     return align_to_template(data.astronaut(), points, 256)
 
 
@@ -96,8 +104,9 @@ def blob_centroids(chip: torch.Tensor) -> np.ndarray:
     ys, xs = np.mgrid[:150, :150].astype(np.float64)
     weight = chip.double().numpy()
     halves = [xs < 75, xs >= 75]
-    return np.array([[(xs * weight * h).sum() / (weight * h).sum(), (ys * weight * h).sum() / (weight * h).sum()]
-                     for h in halves])
+    return np.array(
+        [[(xs * weight * h).sum() / (weight * h).sum(), (ys * weight * h).sum() / (weight * h).sum()] for h in halves]
+    )
 
 
 @pytest.mark.parametrize("size", [128, 256, 512])
@@ -139,7 +148,7 @@ def test_lightcnn_shapes_and_frozen():
     net = LightCNN29v2()
     images = torch.rand(1, 3, 160, 160, requires_grad=True)
     crop = net.crop(images)
-    assert crop.shape == (1, 1, 128, 128) and 0 <= crop.min() and crop.max() <= 1
+    assert crop.shape == (1, 1, 128, 128) and crop.min() >= 0 and crop.max() <= 1
     features = net(images)
     assert features.shape == (1, net.embedding_dim) == (1, 256)
     features.square().sum().backward()
@@ -156,8 +165,10 @@ def test_lightcnn_shapes_and_frozen():
 def official_checkpoint(path: Path, num_classes: int = 80013) -> OrderedDict:
     """A random LightCNN-29 v2 state dict saved as the official file is: DataParallel `module.` keys."""
     generator = torch.Generator().manual_seed(0)
-    state = OrderedDict((f"module.{key}", torch.randn(shape, generator=generator) * 0.01)
-                        for key, shape in LightCNN29v2(num_classes).expected_keys().items())
+    state = OrderedDict(
+        (f"module.{key}", torch.randn(shape, generator=generator) * 0.01)
+        for key, shape in LightCNN29v2(num_classes).expected_keys().items()
+    )
     torch.save({"epoch": 10, "arch": "LightCNN-29v2", "state_dict": state}, path)
     return state
 

@@ -1,4 +1,5 @@
 """FaceMeshNet against the reference TFLite runtime, and the sense of its landmarks on a real face."""
+
 import numpy as np
 import pytest
 import torch

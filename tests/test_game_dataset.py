@@ -16,7 +16,9 @@ def images(root, count, fmt):
 
 @pytest.mark.parametrize("style", ["game", "photo"])
 def test_generate_writes_the_contract_format(tmp_path, style):
-    root = generate(tmp_path / style, 6, size=32, style=style, seed=3, renders_per_identity=2, workers=1, progress=False)
+    root = generate(
+        tmp_path / style, 6, size=32, style=style, seed=3, renders_per_identity=2, workers=1, progress=False
+    )
     manifest = read_manifest(root)
     assert manifest["complete"] and manifest["count"] == 6 and manifest["size"] == 32
     assert manifest["format_version"] == 1 and manifest["parameter_table_version"] == P.TABLE_VERSION
@@ -96,7 +98,7 @@ def test_render_is_stable_against_a_small_reference():
     corners = image[[0, 0, -1, -1], [0, -1, 0, -1]]
     assert np.abs(corners - background).max() < 2 / 255
     centre = image[12:20, 12:20].mean((0, 1))
-    assert centre[0] > centre[2]              # skin is warmer than the blue-grey backdrop
+    assert centre[0] > centre[2]  # skin is warmer than the blue-grey backdrop
 
 
 def test_photo_style_needs_a_generator_and_differs_per_photo():
@@ -111,12 +113,15 @@ def test_photo_style_needs_a_generator_and_differs_per_photo():
 
 
 def test_photo_points_match_the_rendered_photo(tmp_path):
-    root = generate(tmp_path / "p", 3, size=64, style="photo", seed=2, renders_per_identity=1, workers=1, progress=False)
+    root = generate(
+        tmp_path / "p", 3, size=64, style="photo", seed=2, renders_per_identity=1, workers=1, progress=False
+    )
     points = np.load(root / "points.npy")
     assert points.shape == (3, 5, 2)
     game = Game(64, "photo")
     params = np.load(root / "parameters.npy")
     from game.dataset import row_rng
+
     _, rendered = game.render_with_points(params[1], row_rng(2, 1))
     assert np.allclose(points[1], rendered, atol=1e-4)
     # Eyes above the mouth corners, as on the template (poses stay within +-15 degrees of pitch).
@@ -125,20 +130,31 @@ def test_photo_points_match_the_rendered_photo(tmp_path):
 
 def test_benchmark_photos_with_extras_keep_identity_and_points(tmp_path):
     extras = {"expressions": 1.0, "glasses": 1.0, "occluders": 1.0}
-    root = generate(tmp_path / "x", 4, size=64, style="photo", seed=5, renders_per_identity=2, workers=1,
-                    progress=False, prior="realistic", extras=extras)
+    root = generate(
+        tmp_path / "x",
+        4,
+        size=64,
+        style="photo",
+        seed=5,
+        renders_per_identity=2,
+        workers=1,
+        progress=False,
+        prior="realistic",
+        extras=extras,
+    )
     manifest = read_manifest(root)
     assert manifest["prior"] == "realistic" and manifest["extras"] == extras
     params = np.load(root / "parameters.npy")
-    assert np.array_equal(params[0], params[1])          # ground truth is the identity, not the expression
+    assert np.array_equal(params[0], params[1])  # ground truth is the identity, not the expression
     from game.dataset import row_rng
     from game.photo_extras import PhotoExtras
+
     plain, fancy = Game(64, "photo"), Game(64, "photo", extras=PhotoExtras(**extras))
     image_plain, points_plain = plain.render_with_points(params[0], row_rng(5, 0))
     image_fancy, points_fancy = fancy.render_with_points(params[0], row_rng(5, 0))
     assert not np.array_equal(image_plain, image_fancy)
     assert np.allclose(np.load(root / "points.npy")[0], points_fancy, atol=1e-4)
-    assert np.abs(points_plain - points_fancy).max() < 8      # same pose and camera; only the expression moved
+    assert np.abs(points_plain - points_fancy).max() < 8  # same pose and camera; only the expression moved
 
 
 def test_realistic_prior_is_narrower_and_correlated_within_groups():
@@ -159,7 +175,7 @@ def test_neutral_mix_prior_keeps_half_the_rows_uniform_and_leaves_sliders_at_neu
     assert P.validate(values).shape == (2000, P.NUM_PARAMETERS)
     at_neutral = (values == 0).mean(1)
     full, mixed = values[at_neutral == 0], at_neutral[at_neutral > 0]
-    assert 0.45 < len(full) / len(values) < 0.55 and abs(full.std() - 5 / np.sqrt(12)) < 0.02   # U[-2.5, 2.5]
+    assert 0.45 < len(full) / len(values) < 0.55 and abs(full.std() - 5 / np.sqrt(12)) < 0.02  # U[-2.5, 2.5]
     assert 0.4 < mixed.mean() < 0.6 and mixed.max() > 0.95
 
 
@@ -168,7 +184,9 @@ def test_rendering_then_importing_the_training_stack_does_not_crash():
     import subprocess
     import sys
 
-    code = ("import numpy as np\nfrom game.engine import Game\nGame(32).render(np.zeros(267, np.float32))\n"
-            "import models.vqvae2\nprint('ok')")
+    code = (
+        "import numpy as np\nfrom game.engine import Game\nGame(32).render(np.zeros(267, np.float32))\n"
+        "import models.vqvae2\nprint('ok')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

@@ -1,10 +1,11 @@
 """The character creator: parameter table, bone-driven shape, appearance, and that each slider stays in its region."""
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
 from game import parameters as P
-from game.appearance import Appearance, estimate_skin_tone, palette_colour, palette_value, SKIN_PALETTE
+from game.appearance import SKIN_PALETTE, Appearance, estimate_skin_tone, palette_colour, palette_value
 from game.head import REGIONS, Part, build_head
 from game.rig import Rig
 
@@ -15,21 +16,44 @@ APPEARANCE = [p for p in P.table() if p.kind == "appearance"]
 SKIN_PARTS = (Part.FACE, Part.SKULL, Part.NECK, Part.EAR)
 HAIR = ("head", "forehead", "cheeks", "jaw")
 APPEARANCE_REGIONS = {
-    "skin_tone": SKIN_PARTS, "skin_undertone": SKIN_PARTS, "skin_shine": SKIN_PARTS,
+    "skin_tone": SKIN_PARTS,
+    "skin_undertone": SKIN_PARTS,
+    "skin_shine": SKIN_PARTS,
     "skin_redness": ("cheeks", "nose", "ears", "mouth", "eyes", "jaw"),
-    "freckles": ("nose", "cheeks"), "under_eye_shade": ("eyes", "cheeks"),
-    "iris_size": (Part.EYEBALL,), "pupil_size": (Part.EYEBALL,), "eye_color": (Part.EYEBALL,),
-    "eye_color_brightness": (Part.EYEBALL,), "sclera_tint": (Part.EYEBALL,), "limbal_ring": (Part.EYEBALL,),
-    "brow_thickness": ("brows",), "brow_density": ("brows",), "brow_color": ("brows",),
+    "freckles": ("nose", "cheeks"),
+    "under_eye_shade": ("eyes", "cheeks"),
+    "iris_size": (Part.EYEBALL,),
+    "pupil_size": (Part.EYEBALL,),
+    "eye_color": (Part.EYEBALL,),
+    "eye_color_brightness": (Part.EYEBALL,),
+    "sclera_tint": (Part.EYEBALL,),
+    "limbal_ring": (Part.EYEBALL,),
+    "brow_thickness": ("brows",),
+    "brow_density": ("brows",),
+    "brow_color": ("brows",),
     # Sideburns reach the sides of the face; stubble takes the hair colour.
-    "hair_color": ("head", "forehead", "cheeks", "jaw", "mouth", "nose"), "hair_redness": HAIR, "hair_hairline": HAIR,
-    "sideburn_length": HAIR, "hair_saturation": HAIR, "hair_sheen": HAIR,
-    "lip_color": ("mouth",), "lip_darkness": ("mouth",), "lip_gloss": ("mouth",), "lip_line": ("mouth",),
-    "lip_saturation": ("mouth",), "blush": ("cheeks",), "blush_hue": ("cheeks",), "eyeshadow": ("eyes",),
-    "eyeshadow_color": ("eyes",), "eyeliner": ("eyes",), "contour": ("cheeks", "jaw"),
-    "stubble": ("jaw", "mouth", "cheeks"), "stubble_extent": ("jaw", "mouth", "cheeks"), "moustache": ("mouth", "nose"),
+    "hair_color": ("head", "forehead", "cheeks", "jaw", "mouth", "nose"),
+    "hair_redness": HAIR,
+    "hair_hairline": HAIR,
+    "sideburn_length": HAIR,
+    "hair_saturation": HAIR,
+    "hair_sheen": HAIR,
+    "lip_color": ("mouth",),
+    "lip_darkness": ("mouth",),
+    "lip_gloss": ("mouth",),
+    "lip_line": ("mouth",),
+    "lip_saturation": ("mouth",),
+    "blush": ("cheeks",),
+    "blush_hue": ("cheeks",),
+    "eyeshadow": ("eyes",),
+    "eyeshadow_color": ("eyes",),
+    "eyeliner": ("eyes",),
+    "contour": ("cheeks", "jaw"),
+    "stubble": ("jaw", "mouth", "cheeks"),
+    "stubble_extent": ("jaw", "mouth", "cheeks"),
+    "moustache": ("mouth", "nose"),
 }
-DILATION = 0.15   # inter-ocular units: a slider may spill this far past its region's border
+DILATION = 0.15  # inter-ocular units: a slider may spill this far past its region's border
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +81,23 @@ def test_table_has_267_named_grouped_parameters():
     table = P.table()
     assert len(table) == 267 and len({p.name for p in table}) == 267
     assert [p.index for p in table] == list(range(267))
-    assert {"head", "forehead", "brows", "eyes", "nose", "cheeks", "mouth", "jaw", "ears", "appearance"} <= {p.group for p in table}
+    assert {"head", "forehead", "brows", "eyes", "nose", "cheeks", "mouth", "jaw", "ears", "appearance"} <= {
+        p.group for p in table
+    }
     assert len(SHAPE) > len(APPEARANCE) > 20
     assert all(p.meaning for p in table)
     assert set(APPEARANCE_REGIONS) == {p.name for p in APPEARANCE}
     assert P.TABLE_VERSION.startswith("v1-")
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros(266), "expected 267 parameters"),
-    (np.full(267, np.nan), "not finite"),
-    (np.full(267, 3.0), "outside"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros(266), "expected 267 parameters"),
+        (np.full(267, np.nan), "not finite"),
+        (np.full(267, 3.0), "outside"),
+    ],
+)
 def test_validate_rejects_bad_vectors_with_the_source_named(bad, message):
     with pytest.raises(ValueError, match=message) as error:
         P.validate(bad, "my_params.npy")
@@ -105,7 +134,9 @@ def test_shape_slider_moves_its_region_and_only_there(param, head, rig):
 def test_mirrored_bones_move_both_sides_symmetrically(head, rig):
     params = np.zeros(267, np.float32)
     for p in SHAPE:
-        if not p.channel.startswith(("asym", "shift")) and not (p.channel in ("rz",) and not rig.bones[p.bone].mirrored):
+        if not p.channel.startswith(("asym", "shift")) and not (
+            p.channel in ("rz",) and not rig.bones[p.bone].mirrored
+        ):
             params[p.index] = np.random.default_rng(p.index).uniform(-2.5, 2.5)
     moved = rig.deform(params)
     mirrored = moved[head.twin] * np.array([-1, 1, 1])
@@ -125,7 +156,10 @@ def test_extreme_faces_stay_plausible(head, rig):
     neutral = normals(head.vertices)
     # Typical faces of the paper's prior: essentially no folds. Every slider at an end at once: a few
     # small folds (nostril wings, lip corners) are allowed, no explosion.
-    for sample, limit in ((lambda: rng.uniform(P.LOW, P.HIGH, 267), 0.01), (lambda: rng.choice([P.LOW, P.HIGH], 267), 0.06)):
+    for sample, limit in (
+        (lambda: rng.uniform(P.LOW, P.HIGH, 267), 0.01),
+        (lambda: rng.choice([P.LOW, P.HIGH], 267), 0.06),
+    ):
         for _ in range(10):
             v = rig.deform(sample().astype(np.float32))
             assert np.abs(v - head.vertices)[face].max() < 0.9
@@ -149,7 +183,9 @@ def test_appearance_slider_changes_only_colours_of_its_region(param, head, rig, 
         core = np.isin(head.region, [REGIONS.index(t) for t in targets])
         distance, _ = cKDTree(head.vertices[core]).query(head.vertices)
         allowed = distance <= DILATION
-    assert not (changed & ~allowed).any(), f"{param.name} recolours {int((changed & ~allowed).sum())} vertices outside {targets}"
+    assert not (changed & ~allowed).any(), (
+        f"{param.name} recolours {int((changed & ~allowed).sum())} vertices outside {targets}"
+    )
 
 
 def test_skin_palette_is_continuous_and_estimation_snaps_to_an_entry():
@@ -172,5 +208,7 @@ def test_every_parameter_is_visible_at_256px():
     # 4 random faces is a noisy estimate (a pupil is invisible in a dark-brown iris), so this guards
     # against fake sliders at half the threshold; bench/results/sensitivity.csv holds the 8-face table.
     values = measure(size=256, faces=4, seed=1, progress=False)
-    invisible = {P.table()[i].name: round(float(values[i]), 4) for i in np.flatnonzero(values < VISIBILITY_THRESHOLD / 2)}
+    invisible = {
+        P.table()[i].name: round(float(values[i]), 4) for i in np.flatnonzero(values < VISIBILITY_THRESHOLD / 2)
+    }
     assert not invisible, f"invisible at 256 px: {invisible}"

@@ -1,4 +1,5 @@
 """The imitator network: Table 2 shapes at every output size, gradients everywhere, no NaN."""
+
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ def test_table2_shapes(image_size, num_blocks):
     expected = [(c, 4 * 2**i, 4 * 2**i) for i, c in enumerate(TABLE2_CHANNELS[:num_blocks])]
     assert shapes == expected  # Table 2's L1.. widths from the input side, sizes doubling from 4x4
     assert tuple(x.shape) == (2, 3, image_size, image_size)
-    assert 0.0 <= x.min() and x.max() <= 1.0  # sigmoid output: images in [0, 1]
+    assert x.min() >= 0.0 and x.max() <= 1.0  # sigmoid output: images in [0, 1]
 
 
 def test_table2_exact_at_256():
@@ -27,7 +28,13 @@ def test_table2_exact_at_256():
         if not isinstance(layer, (torch.nn.BatchNorm2d, torch.nn.ConvTranspose2d)):
             shapes.append(tuple(x.shape[1:]))
     assert shapes == [
-        (256, 4, 4), (256, 8, 8), (256, 16, 16), (128, 32, 32), (64, 64, 64), (32, 128, 128), (3, 256, 256)
+        (256, 4, 4),
+        (256, 8, 8),
+        (256, 16, 16),
+        (128, 32, 32),
+        (64, 64, 64),
+        (32, 128, 128),
+        (3, 256, 256),
     ]
 
 

@@ -1,4 +1,5 @@
 """Player likeness: the engine's render of regressed parameters is what gets compared with the photo."""
+
 import numpy as np
 import torch
 
@@ -11,11 +12,11 @@ def test_own_parameters_look_more_like_the_photo_than_other_peoples():
     rng = np.random.default_rng(0)
     params = rng.uniform(-2.5, 2.5, size=(4, 267)).astype(np.float32)
     photos = engine_renders(params, 64)
-    assert photos.shape == (4, 3, 64, 64) and 0 <= photos.min() and photos.max() <= 1
+    assert photos.shape == (4, 3, 64, 64) and photos.min() >= 0 and photos.max() <= 1
     face_id = build_face_id("dlib")
     right = player_likeness(photos, params, face_id)
     wrong = player_likeness(photos, params[::-1].copy(), face_id)
-    assert right["face_id_cosine"] > 0.999          # identical pictures
+    assert right["face_id_cosine"] > 0.999  # identical pictures
     assert wrong["face_id_cosine"] < right["face_id_cosine"] - 0.01
 
 

@@ -1,4 +1,5 @@
 """The four cross-domain losses and their sum (losses/): equations, gradients, frozen nets, DDP."""
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,15 @@ class TinyExtractor(nn.Module):
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-                                 nn.Flatten(), nn.Dropout(0.5), nn.Linear(128, dim))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(128, dim),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -60,6 +68,7 @@ def no_grads(module: nn.Module) -> bool:
 
 
 # ---------------------------------------------------------------- Frozen
+
 
 def test_frozen_stays_in_eval_and_passes_gradients_through():
     extractor = TinyExtractor()
@@ -76,6 +85,7 @@ def test_frozen_stays_in_eval_and_passes_gradients_through():
 
 
 # ---------------------------------------------------------------- domain (MMD, eq. 6-7)
+
 
 @pytest.mark.parametrize("sigma", [None, 1.5])
 def test_mmd_is_zero_for_identical_sets(sigma):
@@ -121,7 +131,6 @@ def test_domain_loss_sums_features_and_parameters():
     torch.testing.assert_close(fixed["params"], mmd2(p_s, p_t, 5.0))
 
 
-
 def test_domain_loss_on_parameters_only_leaves_the_features_alone():
     f_s = torch.randn(8, 1024, requires_grad=True)
     f_t, p_s, p_t = torch.randn(8, 1024) + 0.3, torch.randn(8, 267, requires_grad=True), torch.randn(8, 267)
@@ -137,7 +146,7 @@ def test_linear_mmd_is_the_squared_distance_of_the_means_per_dimension():
     # means (1, 2) and (1, 0.5): ((1 - 1)^2 + (2 - 0.5)^2) / 2 dimensions
     torch.testing.assert_close(linear_mmd2(x, y), torch.tensor(1.125))
     spread = torch.randn(64, 16)
-    assert linear_mmd2(spread, spread.flip(0)) < 1e-10   # same set, any order: the spread does not count
+    assert linear_mmd2(spread, spread.flip(0)) < 1e-10  # same set, any order: the spread does not count
 
 
 def test_linear_kernel_domain_loss_moves_only_the_means():
@@ -153,6 +162,7 @@ def test_linear_kernel_domain_loss_moves_only_the_means():
 
 
 # ---------------------------------------------------------------- contrastive (InfoNCE, eq. 8)
+
 
 def eq8_by_hand(p: torch.Tensor, labels: list[int], tau: float, normalize: bool) -> torch.Tensor:
     """Eq. 8 averaged over every (query, positive) pair, written out loop by loop."""
@@ -200,6 +210,7 @@ def test_infonce_gradient_and_missing_positives():
 
 # ---------------------------------------------------------------- restored (eq. 3-5)
 
+
 def test_restored_gradient_reaches_parameters_not_the_imitator():
     torch.manual_seed(0)
     imitator = TinyImitator()
@@ -244,6 +255,7 @@ def test_restored_l2_modes(mode):
 
 # ---------------------------------------------------------------- consistency (eq. 9-11)
 
+
 def test_consistency_is_zero_when_the_render_is_the_photo():
     photos = torch.rand(3, 3, 64, 64)
     loss, terms = ConsistencyLoss(TinyExtractor(), TinyExtractor())(photos, photos.clone())
@@ -272,6 +284,7 @@ def test_consistency_terms_switch_off_only_by_weight_zero():
 
 # ---------------------------------------------------------------- the full objective (eq. 12)
 
+
 def pipeline(size: int = 64):
     vqvae = VQVAE2(image_size=size, channel=32, n_res_block=1, n_res_channel=8, embed_dim=16, n_embed=32)
     return vqvae, Regressor(image_size=size, in_channels=vqvae.feature_channels)
@@ -294,11 +307,16 @@ def test_objective_weights_and_gradients_through_the_whole_pipeline():
         target = run(vqvae, regressor, torch.rand(4, 3, 64, 64))
         source = run(vqvae, regressor, torch.rand(4, 3, 64, 64), torch.tensor([3, 3, 7, 7]))
     total, terms = objective(target, source)
-    weighted = (terms["restored"] + 0.01 * terms["domain"] + 0.02 * terms["contrastive"]
-                + 0.02 * terms["consistency"])
+    weighted = terms["restored"] + 0.01 * terms["domain"] + 0.02 * terms["contrastive"] + 0.02 * terms["consistency"]
     torch.testing.assert_close(terms["total"], weighted)
-    assert {"restored/param", "restored/differ", "domain/features", "domain/params", "consistency/3d",
-            "consistency/id"} <= terms.keys()
+    assert {
+        "restored/param",
+        "restored/differ",
+        "domain/features",
+        "domain/params",
+        "consistency/3d",
+        "consistency/id",
+    } <= terms.keys()
     total.backward()
     for name, p in [*vqvae.named_parameters(), *regressor.named_parameters()]:
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -338,6 +356,7 @@ def test_tiny_overfit_drives_the_restored_loss_down():
 
 
 # ---------------------------------------------------------------- DDP: gathered losses, correct gradients
+
 
 def _free_port() -> int:
     with socket.socket() as s:

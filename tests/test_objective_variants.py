@@ -1,4 +1,5 @@
 """bench.objective_variants: the numbers its table is made of, on predictions with a known answer."""
+
 import numpy as np
 import pytest
 
@@ -8,22 +9,28 @@ from bench.objective_variants import IMITATORS, VARIANTS, parse_args, summary
 def test_summary_separates_offset_slope_and_correlation():
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, size=(500, 3))
-    predicted = np.stack([0.5 * truth[:, 0] + 1.0,        # half the slope, offset +1, perfectly correlated
-                          np.zeros(500),                   # the neutral face
-                          truth[:, 2]], axis=1)            # exact
+    predicted = np.stack(
+        [
+            0.5 * truth[:, 0] + 1.0,  # half the slope, offset +1, perfectly correlated
+            np.zeros(500),  # the neutral face
+            truth[:, 2],
+        ],
+        axis=1,
+    )  # exact
     result = summary(predicted, truth, visible=np.array([0, 2]), names=["a", "b", "c"])
     a, c = result["visible"]["a"], result["visible"]["c"]
     assert a["slope"] == pytest.approx(0.5) and a["correlation"] == pytest.approx(1.0)
     assert a["offset"] == pytest.approx(1.0 - 0.5 * truth[:, 0].mean())
     assert c == pytest.approx({"correlation": 1.0, "offset": 0.0, "slope": 1.0})
     assert "b" not in result["visible"]
-    assert result["rmse_predicting_zero"] == pytest.approx(np.sqrt((truth ** 2).mean()))
+    assert result["rmse_predicting_zero"] == pytest.approx(np.sqrt((truth**2).mean()))
     assert result["mean_abs_offset"] == pytest.approx(np.abs((predicted - truth).mean(0)).mean())
 
 
 def test_every_variant_overrides_known_init_args_and_names_an_imitator_it_can_train():
-    from lightning_modules.regression import RegressionModule
     import inspect
+
+    from lightning_modules.regression import RegressionModule
 
     known = set(inspect.signature(RegressionModule.__init__).parameters)
     for name, (_, overrides) in VARIANTS.items():

@@ -1,4 +1,5 @@
 """Photo alignment to the face template and the photo-to-character tool (python -m eval.reconstruct)."""
+
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from eval.reconstruct import load_predictor, main
 from game import parameters as P
 from game.framing import TEMPLATE
 from models.face_mesh import FaceMeshNet, astronaut_landmarks, image_landmarks
+
 # Imported before any render on purpose: loading triton (under vector_quantize_pytorch) after Mesa's EGL
 # context exists crashes the process (two LLVMs in one process); the other order is fine.
 from models.regressor import Regressor
@@ -96,8 +98,12 @@ def test_cli_reports_bad_files_goes_on_and_fails_at_the_end(astronaut_jpg, tmp_p
     photos = [broken, blank, pair, tmp_path / "missing.jpg", astronaut_jpg]
     assert main([*map(str, photos), "--ckpt", "none", "--out", str(out), "--size", "64", "--no-skin-snap"]) == 1
     err = capsys.readouterr().err.splitlines()
-    for photo, says in [(broken, "cannot read"), (blank, "no face found"), (pair, "2 faces found"),
-                        (tmp_path / "missing.jpg", "no such file")]:
+    for photo, says in [
+        (broken, "cannot read"),
+        (blank, "no face found"),
+        (pair, "2 faces found"),
+        (tmp_path / "missing.jpg", "no such file"),
+    ]:
         assert any(str(photo) in line and says in line for line in err), (photo, err)
     assert "4 of 5 photos failed" in err[-1]
     preset = json.loads((out / "astronaut.json").read_text())  # the good photo after the bad ones still ran
@@ -107,15 +113,28 @@ def test_cli_reports_bad_files_goes_on_and_fails_at_the_end(astronaut_jpg, tmp_p
 def write_standin_checkpoint(path, image_size=64, table_version=P.TABLE_VERSION):
     """A tiny untrained encoder E and regressor R in the layout load_network reads (docs/contracts.md 6)."""
     specs = {
-        "encoder": {"class_path": "models.vqvae2.VQVAE2",
-                    "init_args": dict(image_size=image_size, channel=16, n_res_block=1, n_res_channel=8,
-                                      embed_dim=8, n_embed=16, kmeans_init=False)},
-        "regressor": {"class_path": "models.regressor.Regressor",
-                      "init_args": dict(image_size=image_size, in_channels=16)},
+        "encoder": {
+            "class_path": "models.vqvae2.VQVAE2",
+            "init_args": dict(
+                image_size=image_size,
+                channel=16,
+                n_res_block=1,
+                n_res_channel=8,
+                embed_dim=8,
+                n_embed=16,
+                kmeans_init=False,
+            ),
+        },
+        "regressor": {
+            "class_path": "models.regressor.Regressor",
+            "init_args": dict(image_size=image_size, in_channels=16),
+        },
     }
     torch.manual_seed(0)
-    nets = {"encoder": VQVAE2(**specs["encoder"]["init_args"]),
-            "regressor": Regressor(**specs["regressor"]["init_args"])}
+    nets = {
+        "encoder": VQVAE2(**specs["encoder"]["init_args"]),
+        "regressor": Regressor(**specs["regressor"]["init_args"]),
+    }
     state = {f"{key}.{name}": value for key, net in nets.items() for name, value in net.state_dict().items()}
     datamodule = {"parameter_table_version": table_version, "image_size": image_size}
     torch.save({"hyper_parameters": specs, "state_dict": state, "CrossDomainDataModule": datamodule}, path)

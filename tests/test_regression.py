@@ -1,5 +1,6 @@
 """RegressionModule: gradients only where they belong, a tiny overfit, checkpoints without frozen nets, ablations,
 the demo config through the CLI, and DDP over 2 CPU processes."""
+
 import functools
 import os
 import subprocess
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import write_screenshot_set
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
 import lightning_modules.regression as regression
 from callbacks.tsne import TSNECallback, draw_embedding
-from fakes import write_screenshot_set
 from lightning_modules.checkpoints import load_network, network_spec
 from lightning_modules.regression import RegressionModule, find_checkpoint
 from models.imitator import Imitator
@@ -43,8 +44,10 @@ def save_imitator(path: Path, image_size: int = SIZE, table: str | None = None) 
         net.train()(torch.rand(256, 267) * 5 - 2.5)
         net.layers[-2].weight.mul_(8)  # and contrast: pixels vary by ~0.2 between two parameter vectors
     net.eval()
-    checkpoint = {"hyper_parameters": {"net": network_spec(net)},
-                  "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}
+    checkpoint = {
+        "hyper_parameters": {"net": network_spec(net)},
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+    }
     if table is not None:
         checkpoint["CrossDomainDataModule"] = {"parameter_table_version": table}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,7 @@ def built(monkeypatch):
             calls.append((kind, name, checkpoint))
             torch.manual_seed(len(calls))
             return TinyExtractor()
+
         return build
 
     monkeypatch.setattr(regression, "build_face_geometry", factory("face_geometry"))
@@ -98,11 +102,17 @@ def fake_batch(seed: int = 0, targets: int = 8, people: int = 4, photos: int = 2
     count = people * photos
     truth = torch.rand(count, 267, generator=g) * 5 - 2.5 if ground_truth else torch.full((count, 267), float("nan"))
     return {
-        "target": {"image": torch.rand(targets, 3, SIZE, SIZE, generator=g),
-                   "parameters": torch.rand(targets, 267, generator=g) * 5 - 2.5, "index": torch.arange(targets)},
-        "source": {"image": torch.rand(count, 3, SIZE, SIZE, generator=g),
-                   "identity": torch.arange(people).repeat_interleave(photos), "parameters": truth,
-                   "index": torch.arange(count)},
+        "target": {
+            "image": torch.rand(targets, 3, SIZE, SIZE, generator=g),
+            "parameters": torch.rand(targets, 267, generator=g) * 5 - 2.5,
+            "index": torch.arange(targets),
+        },
+        "source": {
+            "image": torch.rand(count, 3, SIZE, SIZE, generator=g),
+            "identity": torch.arange(people).repeat_interleave(photos),
+            "parameters": truth,
+            "index": torch.arange(count),
+        },
     }
 
 
@@ -139,8 +149,16 @@ class PairedData(L.LightningDataModule):
 
 
 def trainer(tmp_path, **kwargs) -> L.Trainer:
-    options = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                   default_root_dir=tmp_path, num_sanity_val_steps=0, limit_val_batches=1)
+    options = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+    )
     return L.Trainer(**(options | kwargs))
 
 
@@ -164,7 +182,8 @@ def test_gradients_reach_encoder_and_regressor_but_no_frozen_network(imitator_fi
         assert all(p.grad is None and not p.requires_grad for p in wrapper.parameters())
     assert all(torch.equal(v, imitator.state_dict()[k]) for k, v in statistics.items())  # BN stats untouched
     assert {p for group in module.configure_optimizers().param_groups for p in group["params"]} == {
-        p for _, p in trainable}
+        p for _, p in trainable
+    }
 
 
 def test_one_pass_over_both_domains_splits_l_differ_per_domain(imitator_file, built):
@@ -198,10 +217,25 @@ def test_fit_logs_every_term_codebook_stats_and_parameter_rmse(imitator_file, bu
     run.fit(module, PairedData())
     metrics = run.callback_metrics
     for stage in ("train", "val"):
-        for name in ("loss", "restored", "restored/param", "restored/differ", "domain", "domain/features",
-                     "domain/params", "contrastive", "consistency", "consistency/3d", "consistency/id",
-                     "param_rmse", "target_param_rmse", "codebook/top/perplexity", "codebook/bottom/perplexity",
-                     "codebook/top/dead", "codebook/bottom/dead"):
+        for name in (
+            "loss",
+            "restored",
+            "restored/param",
+            "restored/differ",
+            "domain",
+            "domain/features",
+            "domain/params",
+            "contrastive",
+            "consistency",
+            "consistency/3d",
+            "consistency/id",
+            "param_rmse",
+            "target_param_rmse",
+            "codebook/top/perplexity",
+            "codebook/bottom/perplexity",
+            "codebook/top/dead",
+            "codebook/bottom/dead",
+        ):
             assert torch.isfinite(metrics[f"{stage}/{name}"]), f"{stage}/{name}"
     assert 0 < metrics["val/param_rmse"] < 5
 
@@ -216,13 +250,16 @@ def test_bf16_mixed_fit_on_cpu(imitator_file, built, tmp_path):
     run = trainer(tmp_path, max_epochs=1, limit_train_batches=2, precision="bf16-mixed", enable_checkpointing=False)
     run.fit(tiny_module(imitator_file), PairedData())
     assert run.global_step == 2
-    assert all(torch.isfinite(run.callback_metrics[f"val/{name}"]) for name in ("loss", "restored/differ", "param_rmse"))
+    assert all(
+        torch.isfinite(run.callback_metrics[f"val/{name}"]) for name in ("loss", "restored/differ", "param_rmse")
+    )
 
 
 def test_checkpoint_round_trip_without_frozen_weights(imitator_file, built, tmp_path):
     module = tiny_module(imitator_file)
-    run = trainer(tmp_path, max_steps=2, callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck",
-                                                                                         save_last=True)])
+    run = trainer(
+        tmp_path, max_steps=2, callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)]
+    )
     run.fit(module, PairedData())
     path = tmp_path / "ck" / "last.ckpt"
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -245,13 +282,16 @@ def test_checkpoint_round_trip_without_frozen_weights(imitator_file, built, tmp_
     assert resumed.global_step == 3
 
 
-@pytest.mark.parametrize("switch, term, builds", [
-    ({"lambda_domain": 0.0}, "domain", {"face_geometry", "face_id"}),
-    ({"lambda_contrastive": 0.0}, "contrastive", {"face_geometry", "face_id"}),
-    ({"lambda_consistency": 0.0}, "consistency", set()),
-    ({"weight_3d": 0.0}, "consistency/3d", {"face_id"}),
-    ({"weight_id": 0.0}, "consistency/id", {"face_geometry"}),
-])
+@pytest.mark.parametrize(
+    "switch, term, builds",
+    [
+        ({"lambda_domain": 0.0}, "domain", {"face_geometry", "face_id"}),
+        ({"lambda_contrastive": 0.0}, "contrastive", {"face_geometry", "face_id"}),
+        ({"lambda_consistency": 0.0}, "consistency", set()),
+        ({"weight_3d": 0.0}, "consistency/3d", {"face_id"}),
+        ({"weight_id": 0.0}, "consistency/id", {"face_geometry"}),
+    ],
+)
 def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, switch, term, builds):
     module = tiny_module(imitator_file, **switch)
     assert {kind for kind, *_ in built} == builds
@@ -271,8 +311,12 @@ def test_extractor_settings_are_checked(imitator_file, built, tmp_path):
 def test_an_unloadable_extractor_stops_with_the_file_and_the_alternatives(imitator_file, tmp_path):
     torch.save({"something": torch.zeros(1)}, tmp_path / "epoch_20.pth")
     with pytest.raises(ValueError, match=r"epoch_20\.pth.*net_recon.*alternatives: 'landmarks'"):
-        tiny_module(imitator_file, face_geometry="deep3d", face_geometry_checkpoint=str(tmp_path / "epoch_20.pth"),
-                    weight_id=0.0)
+        tiny_module(
+            imitator_file,
+            face_geometry="deep3d",
+            face_geometry_checkpoint=str(tmp_path / "epoch_20.pth"),
+            weight_id=0.0,
+        )
 
 
 def test_imitator_checkpoint_conventions(tmp_path, built):
@@ -295,7 +339,7 @@ def test_sample_images_and_predict(imitator_file, built):
         columns = module.sample_images(batch)
         params = module.predict_step(batch, 0)
     assert list(columns) == ["photo", "photo_render", "photo_engine", "screenshot", "screenshot_render"]
-    assert columns["photo_engine"].min() >= 0 and columns["photo_engine"].std() > 0   # real engine screenshots
+    assert columns["photo_engine"].min() >= 0 and columns["photo_engine"].std() > 0  # real engine screenshots
     assert all(images.shape == (8, 3, SIZE, SIZE) for images in columns.values())
     assert params.shape == (8, 267) and params.abs().max() <= 2.5
     assert torch.equal(params, module.predict_step(batch["source"]["image"], 0))
@@ -311,8 +355,13 @@ def test_tsne_picture_with_or_without_matplotlib(monkeypatch, matplotlib):
 
 
 def test_tsne_callback_writes_one_png_per_chosen_epoch(imitator_file, built, tmp_path):
-    run = trainer(tmp_path, max_epochs=3, enable_checkpointing=False, limit_train_batches=1,
-                  callbacks=[TSNECallback(every_n_epochs=2, num_samples=8)])
+    run = trainer(
+        tmp_path,
+        max_epochs=3,
+        enable_checkpointing=False,
+        limit_train_batches=1,
+        callbacks=[TSNECallback(every_n_epochs=2, num_samples=8)],
+    )
     run.fit(tiny_module(imitator_file), PairedData())
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["tsne-epoch000.png", "tsne-epoch002.png"]
 
@@ -323,23 +372,43 @@ def test_tsne_callback_writes_one_png_per_chosen_epoch(imitator_file, built, tmp
 def synthetic_photos(root: Path, count: int = 24, per_identity: int = 2) -> Path:
     from game.dataset import generate
 
-    return generate(root, count, size=SIZE, style="photo", seed=1, renders_per_identity=per_identity, workers=1,
-                    progress=False)
+    return generate(
+        root, count, size=SIZE, style="photo", seed=1, renders_per_identity=per_identity, workers=1, progress=False
+    )
 
 
 def demo_args(tmp_path, imitator_file, *extra) -> list[str]:
     target = write_screenshot_set(tmp_path / "target", count=24, size=SIZE)
     photos = synthetic_photos(tmp_path / "photos")
     return [
-        "fit", "--config", "experiments/demo/main.yaml",
-        "--model.init_args.imitator_checkpoint", str(imitator_file),
-        "--data.init_args.target_root", str(target), "--data.init_args.batch_size", "4",
-        "--data.init_args.num_workers", "0", "--data.init_args.val_fraction", "0.2",
-        "--data.init_args.source", f"{{kind: synthetic, root: {photos}, identities_per_batch: 2, "
-                                   f"photos_per_identity: 2, val_fraction: 0.34}}",
-        "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.max_epochs", "1",
-        "--trainer.enable_progress_bar", "false", *extra,
+        "fit",
+        "--config",
+        "experiments/demo/main.yaml",
+        "--model.init_args.imitator_checkpoint",
+        str(imitator_file),
+        "--data.init_args.target_root",
+        str(target),
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.val_fraction",
+        "0.2",
+        "--data.init_args.source",
+        f"{{kind: synthetic, root: {photos}, identities_per_batch: 2, photos_per_identity: 2, val_fraction: 0.34}}",
+        "--run.root",
+        str(tmp_path / "runs"),
+        "--run.wandb",
+        "false",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
     ]
 
 
@@ -370,11 +439,19 @@ def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, t
 
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(sys, "argv", ["lightning_modules.cli"])
-    cli = main(demo_args(tmp_path, imitator_file, "--config", "experiments/demo/supervised.yaml",
-                         "--trainer.callbacks", "null"))
+    cli = main(
+        demo_args(
+            tmp_path, imitator_file, "--config", "experiments/demo/supervised.yaml", "--trainer.callbacks", "null"
+        )
+    )
     logged = set(cli.trainer.callback_metrics)
-    assert {"val/screenshot_supervision", "val/domain/params", "val/contrastive", "val/parameter_prior",
-            "val/restored"} <= logged
+    assert {
+        "val/screenshot_supervision",
+        "val/domain/params",
+        "val/contrastive",
+        "val/parameter_prior",
+        "val/restored",
+    } <= logged
     assert "val/consistency" not in logged
     assert cli.model.objective.domain.kernel == "linear" and not cli.model.objective.domain.on_features
     assert (tmp_path / "runs" / "demo-supervised" / "version_0" / "checkpoints" / "last.ckpt").is_file()
@@ -384,9 +461,23 @@ def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, t
 def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
     """The real path: the demo config with the ddp overlay, 2 gloo processes launched by Lightning."""
     pytest.importorskip("datamodules.photos", reason="the DataModule's source side is not in this tree yet")
-    command = [sys.executable, "-m", "lightning_modules.cli",
-               *demo_args(tmp_path, imitator_file, "--config", "experiments/trainer/ddp.yaml",
-                          "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.max_steps", "2")]
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_modules.cli",
+        *demo_args(
+            tmp_path,
+            imitator_file,
+            "--config",
+            "experiments/trainer/ddp.yaml",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--trainer.max_steps",
+            "2",
+        ),
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,16 +1,17 @@
 """bench.regression_probe: two steps of the demo networks on tiny fake sets write a log of finite numbers."""
+
 import argparse
 import json
 import math
 
 import numpy as np
 import pytest
+from fakes import fake_parameters, write_screenshot_set
+from test_regression import TinyExtractor, save_imitator
 
 import lightning_modules.regression as regression
 from bench.regression_probe import main, setting
-from fakes import fake_parameters, write_screenshot_set
 from game.framing import TEMPLATE
-from test_regression import TinyExtractor, save_imitator
 
 SIZE = 64  # the demo's, which the probe reads from experiments/demo/main.yaml
 
@@ -44,9 +45,29 @@ def test_two_steps_write_one_row_per_evaluation(tmp_path, monkeypatch):
     screenshots = write_screenshot_set(tmp_path / "screenshots", count=20, size=SIZE)
     photos = fake_photo_set(tmp_path / "photos", people=160)
     imitator = save_imitator(tmp_path / "imitator.ckpt")
-    log = main(["tiny", "--steps", "2", "--eval-every", "1", "--lr", "1e-3", "--device", "cpu",
-                "--set", "parameter_prior_weight=0.05", "--imitator", str(imitator),
-                "--target-root", str(screenshots), "--source-root", str(photos), "--out", str(tmp_path / "out")])
+    log = main(
+        [
+            "tiny",
+            "--steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--lr",
+            "1e-3",
+            "--device",
+            "cpu",
+            "--set",
+            "parameter_prior_weight=0.05",
+            "--imitator",
+            str(imitator),
+            "--target-root",
+            str(screenshots),
+            "--source-root",
+            str(photos),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
 
     assert json.loads((tmp_path / "out" / "tiny.json").read_text()) == log
     assert log["settings"]["set"] == {"parameter_prior_weight": 0.05} and len(log["top10_parameters"]) == 10

@@ -1,4 +1,5 @@
 """The regressor R (models/regressor.py): Table 1 shapes at every size, gradients, output range."""
+
 from __future__ import annotations
 
 import pytest

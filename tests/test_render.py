@@ -423,7 +423,6 @@ def test_nvdiffrast_renderer_logic_on_cpu_with_a_stand_in(monkeypatch):
     assert batch.shape == (2, size, size, 4) and batch[0, ..., 3].sum() > batch[1, ..., 3].sum()
 
 
-
 def _cuda_nvdiffrast():
     try:
         import nvdiffrast.torch  # noqa: F401

@@ -1,17 +1,31 @@
 """bench.screenshot_readability: every network trains on a tiny set and reports the held-out ratio."""
+
 import json
 
 import pytest
+from fakes import write_screenshot_set
 
 from bench.screenshot_readability import NETWORKS, build, main
-from fakes import write_screenshot_set
 
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_each_network_trains_and_writes_its_held_out_ratio(tmp_path, name):
     root = write_screenshot_set(tmp_path / "set", count=24, size=64)
-    log, = main([name, "--root", str(root), "--steps", "2", "--batch-size", "4", "--eval-every", "1",
-                 "--out", str(tmp_path / "out")])
+    (log,) = main(
+        [
+            name,
+            "--root",
+            str(root),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--eval-every",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert [row["step"] for row in log["rows"]] == [1, 2]
     assert all(row["held_out_rmse_over_neutral"] > 0 for row in log["rows"])
     assert json.loads((tmp_path / "out" / f"{name}.json").read_text())["rows"] == log["rows"]

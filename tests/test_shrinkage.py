@@ -1,4 +1,5 @@
 """Shrinkage calibration: R scales p by its buffer in eval mode only; the callback fits the buffer in closed form."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +25,7 @@ def test_a_state_dict_from_before_the_buffer_loads_uncalibrated():
     old = {k: v for k, v in Regressor(64).state_dict().items() if k != "shrinkage"}
     regressor = Regressor(64)
     regressor.shrinkage.zero_()
-    regressor.load_state_dict(old)   # strict
+    regressor.load_state_dict(old)  # strict
     assert torch.equal(regressor.shrinkage, torch.ones(267))
 
 
@@ -35,7 +36,7 @@ class PassThroughRegressor:
         self.num_parameters, self.shrinkage = num_parameters, torch.ones(num_parameters)
 
     def __call__(self, features: torch.Tensor, shrink: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        assert shrink is False   # the factors are fitted to the raw output
+        assert shrink is False  # the factors are fitted to the raw output
         return features, features
 
 
@@ -61,9 +62,13 @@ class RawIsTheImage(nn.Module):
 def fit_factors(raw: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, dict]:
     module = RawIsTheImage(raw.shape[1])
     dataset = [{"image": r, "parameters": t} for r, t in zip(raw, truth)]
-    trainer = SimpleNamespace(sanity_checking=False, global_rank=0, world_size=1,
-                              datamodule=SimpleNamespace(val_dataset=dataset, on_after_batch_transfer=lambda b, i: b),
-                              strategy=SimpleNamespace(reduce=lambda x, reduce_op: x))
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        global_rank=0,
+        world_size=1,
+        datamodule=SimpleNamespace(val_dataset=dataset, on_after_batch_transfer=lambda b, i: b),
+        strategy=SimpleNamespace(reduce=lambda x, reduce_op: x),
+    )
     ShrinkageCalibration(batch_size=7, min_screenshots=1).on_validation_epoch_end(trainer, module)
     return module.regressor.shrinkage, module.logged
 
@@ -72,10 +77,15 @@ def test_factors_are_the_least_squares_slope_through_zero_clipped_to_zero_one():
     torch.manual_seed(0)
     truth = torch.empty(200, 4).uniform_(-2.5, 2.5)
     noise = torch.randn(200)
-    raw = torch.stack([truth[:, 0],                 # read exactly: kept
-                       2 * truth[:, 1],             # twice too far: halved
-                       truth[:, 2] + noise,         # noisy: shrunk by the least-squares slope
-                       -truth[:, 3]], 1)            # backwards: nothing kept
+    raw = torch.stack(
+        [
+            truth[:, 0],  # read exactly: kept
+            2 * truth[:, 1],  # twice too far: halved
+            truth[:, 2] + noise,  # noisy: shrunk by the least-squares slope
+            -truth[:, 3],
+        ],
+        1,
+    )  # backwards: nothing kept
     factor, logged = fit_factors(raw, truth)
     expected = (raw[:, 2] * truth[:, 2]).sum() / raw[:, 2].pow(2).sum()
     assert factor[:2].tolist() == pytest.approx([1.0, 0.5])

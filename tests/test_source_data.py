@@ -1,4 +1,5 @@
 """The source (photo) side of the DataModule: three layouts, alignment, the P x K identity sampler, combined batches."""
+
 import functools
 import logging
 from types import SimpleNamespace
@@ -7,15 +8,19 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from fakes import CELEBA_TYPICAL_POINTS, write_celeba, write_photo_folders, write_screenshot_set
 from lightning.pytorch.utilities import CombinedLoader
 from PIL import Image
 
 from datamodules import CrossDomainDataModule
 from datamodules.photos import (
-    CELEBA_MEAN_LANDMARKS, PhotoDataset, align_to_template, build_augmentation, open_photo_set,
+    CELEBA_MEAN_LANDMARKS,
+    PhotoDataset,
+    align_to_template,
+    build_augmentation,
+    open_photo_set,
 )
 from datamodules.sampler import IdentityBatchSampler
-from fakes import CELEBA_TYPICAL_POINTS, write_celeba, write_photo_folders, write_screenshot_set
 from game.framing import TEMPLATE
 
 
@@ -24,8 +29,15 @@ def synthetic(tmp_path_factory):
     """A tiny photo-style set of our game: 8 photos, 4 identities x 2, 32 px."""
     from game.dataset import generate
 
-    return generate(tmp_path_factory.mktemp("synthetic") / "photos", 8, size=32, style="photo",
-                    renders_per_identity=2, workers=1, progress=False)
+    return generate(
+        tmp_path_factory.mktemp("synthetic") / "photos",
+        8,
+        size=32,
+        style="photo",
+        renders_per_identity=2,
+        workers=1,
+        progress=False,
+    )
 
 
 def datamodule(target, source, **kwargs):
@@ -42,9 +54,9 @@ def blob_centre(image: np.ndarray, near: np.ndarray, radius: int = 5) -> np.ndar
     """Brightness-weighted centre (pixel-index coordinates) of the blob near `near`."""
     grey = image.astype(np.float64).mean(-1)
     x0, y0 = np.round(near).astype(int)
-    window = grey[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+    window = grey[y0 - radius : y0 + radius + 1, x0 - radius : x0 + radius + 1]
     window = np.clip(window - np.median(grey), 0, None)
-    ys, xs = np.mgrid[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+    ys, xs = np.mgrid[y0 - radius : y0 + radius + 1, x0 - radius : x0 + radius + 1]
     return np.array([(window * xs).sum(), (window * ys).sum()]) / window.sum()
 
 
@@ -159,7 +171,7 @@ def test_alignment_puts_celeba_landmarks_on_the_template(tmp_path):
     (root / "list_landmarks_align_celeba.txt").write_text("\n".join(lines) + "\n")
     image = np.full((218, 178, 3), 20, np.uint8)
     for x, y in points:
-        image[y - 3:y + 4, x - 3:x + 4] = 255
+        image[y - 3 : y + 4, x - 3 : x + 4] = 255
     Image.fromarray(image).save(root / "img_align_celeba" / "000001.jpg", quality=98)
     aligned = PhotoDataset(open_photo_set("celeba", root), [0], 64)[0]["image"].permute(1, 2, 0).numpy()
     expected = TEMPLATE * 64 - 0.5  # template fractions -> pixel indices
@@ -173,7 +185,7 @@ def test_alignment_undoes_rotation_scale_and_shift_to_subpixel():
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     points = TEMPLATE * 128 @ (scale * rotation).T + shift  # continuous coordinates, pixel centres at +0.5
     ys, xs = np.mgrid[0:400, 0:400] + 0.5
-    image = sum(np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 3.0 ** 2)) for x, y in points)
+    image = sum(np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 3.0**2)) for x, y in points)
     image = np.repeat((20 + 230 * image / image.max()).astype(np.uint8)[..., None], 3, -1)
     aligned = align_to_template(image, points, 128)
     expected = TEMPLATE * 128 - 0.5
@@ -184,7 +196,7 @@ def test_alignment_undoes_rotation_scale_and_shift_to_subpixel():
 def test_augmentation_is_configurable_and_seeded():
     assert build_augmentation(None) is None and build_augmentation(False) is None
     off = ("colour", "hue", "blur", "noise", "jpeg", "scale", "rotate", "shift")
-    assert build_augmentation({key: 0 for key in off}) is None
+    assert build_augmentation(dict.fromkeys(off, 0)) is None
     with pytest.raises(ValueError, match=r"augment: unknown keys \['sharpen'\]"):
         build_augmentation({"sharpen": 1})
     names = [type(t).__name__ for t in build_augmentation({"flip": True, "jpeg": None})]
@@ -273,7 +285,7 @@ def test_combined_batch_keys_shapes_and_dtypes(tmp_path):
         source_batch = batch["source"]
         assert set(source_batch) == {"image", "identity", "parameters", "index"}
         assert source_batch["image"].shape == (4, 3, 32, 32) and source_batch["image"].dtype == torch.float32
-        assert 0.0 <= source_batch["image"].min() and source_batch["image"].max() <= 1.0
+        assert source_batch["image"].min() >= 0.0 and source_batch["image"].max() <= 1.0
         assert source_batch["identity"].dtype == torch.int64 and source_batch["index"].dtype == torch.int64
         assert source_batch["parameters"].shape == (4, 267) and source_batch["parameters"].isnan().all()
         people = source_batch["identity"].view(2, 2)
@@ -291,8 +303,16 @@ def test_combined_batch_keys_shapes_and_dtypes(tmp_path):
 def test_synthetic_source_carries_ground_truth_and_can_be_rendered(tmp_path):
     target = write_screenshot_set(tmp_path / "target", count=20, size=32)
     root = tmp_path / "photos"
-    dm = datamodule(target, {"kind": "synthetic", "root": str(root), "identities_per_batch": 2, "val_fraction": 0.25,
-                             "generate": {"count": 12, "size": 32, "renders_per_identity": 2}})
+    dm = datamodule(
+        target,
+        {
+            "kind": "synthetic",
+            "root": str(root),
+            "identities_per_batch": 2,
+            "val_fraction": 0.25,
+            "generate": {"count": 12, "size": 32, "renders_per_identity": 2},
+        },
+    )
     dm.prepare_data()  # renders the missing set
     dm.setup("fit")
     batch = first_batch(dm.train_dataloader())["source"]
@@ -359,9 +379,17 @@ def test_trainer_fit_and_exact_resume(tmp_path):
     people = write_photo_folders(tmp_path / "people", identities=12, photos_per_identity=3, size=16)
     source = {"kind": "folders", "root": str(people), "identities_per_batch": 3, "val_fraction": 0.25}
     make = functools.partial(datamodule, target, source)  # 9 train people: 3 photo batches cycle under 4 target ones
-    trainer_args = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
-                        limit_val_batches=1, num_sanity_val_steps=1)
+    trainer_args = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=1,
+        num_sanity_val_steps=1,
+    )
     L.seed_everything(0)
     whole = RecordSource()
     L.Trainer(max_epochs=3, **trainer_args).fit(whole, make())
@@ -378,7 +406,7 @@ def test_trainer_fit_and_exact_resume(tmp_path):
     assert first.rows[0] == whole.rows[0] and resumed.rows[1] == whole.rows[1] and resumed.rows[2] == whole.rows[2]
 
 
-DDP_SCRIPT = '''
+DDP_SCRIPT = """
 import json, sys
 import lightning as L
 import torch
@@ -410,7 +438,7 @@ trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", use_distribute
                     logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                     num_sanity_val_steps=0)
 trainer.fit(RecordRanks(), data)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -427,9 +455,14 @@ def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
     people = write_photo_folders(tmp_path / "people", identities=16, photos_per_identity=2, size=16)
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(target), str(people), str(tmp_path), str(repo)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(repo)})
+    result = subprocess.run(
+        [sys.executable, str(script), str(target), str(people), str(tmp_path), str(repo)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(ranks[0]["train_people"]) == len(ranks[1]["train_people"]) > 0

@@ -1,4 +1,5 @@
 """ImitatorModule under a real Trainer: a tiny overfit, bf16-mixed, and DDP over 2 CPU processes."""
+
 import functools
 import os
 import subprocess
@@ -8,9 +9,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from fakes import write_screenshot_set
 
 from datamodules import CrossDomainDataModule
-from fakes import write_screenshot_set
 from lightning_modules.checkpoints import load_network
 from lightning_modules.imitator import ImitatorModule
 from models.imitator import Imitator
@@ -34,9 +35,17 @@ def fit(root, tmp_path, max_steps, batch_size=8, lr=1e-3, **trainer_kwargs):
     data = CrossDomainDataModule(str(root), batch_size=batch_size, num_workers=0, pin_memory=False, val_fraction=0.2)
     recorder = RecordLosses()
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=max_steps, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, callbacks=[recorder],
-        limit_val_batches=1, num_sanity_val_steps=0, **trainer_kwargs,
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[recorder],
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        **trainer_kwargs,
     )
     trainer.fit(module, data)
     return trainer, recorder.losses
@@ -66,13 +75,36 @@ def test_ddp_two_cpu_processes_through_the_cli(tmp_path):
     """The real path: the CLI with the ddp + bf16 overlays, 2 gloo processes launched by Lightning."""
     root = write_screenshot_set(tmp_path / "set", count=24, size=64)
     command = [
-        sys.executable, "-m", "lightning_modules.cli", "fit",
-        "--config", "experiments/demo/imitator.yaml",
-        "--config", "experiments/trainer/ddp.yaml", "--config", "experiments/trainer/bf16.yaml",
-        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.max_steps", "2",
-        "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
-        "--data.init_args.target_root", str(root), "--data.init_args.batch_size", "8",
-        "--data.init_args.num_workers", "0", "--run.root", str(tmp_path / "runs"), "--run.wandb", "false",
+        sys.executable,
+        "-m",
+        "lightning_modules.cli",
+        "fit",
+        "--config",
+        "experiments/demo/imitator.yaml",
+        "--config",
+        "experiments/trainer/ddp.yaml",
+        "--config",
+        "experiments/trainer/bf16.yaml",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.init_args.target_root",
+        str(root),
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.num_workers",
+        "0",
+        "--run.root",
+        str(tmp_path / "runs"),
+        "--run.wandb",
+        "false",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
@@ -87,7 +119,13 @@ def test_refuses_data_of_another_size_than_the_net_renders(tmp_path):
     root = write_screenshot_set(tmp_path / "set", count=12, size=32)
     module = ImitatorModule(Imitator(image_size=64))
     data = CrossDomainDataModule(str(root), batch_size=4, num_workers=0, pin_memory=False)
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(ValueError, match="the data gives 32 px images but the imitator renders 64 px"):
         trainer.fit(module, data)

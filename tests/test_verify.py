@@ -1,5 +1,6 @@
 """Face-verification evaluation: benchmark readers on fake trees in the distributed layouts, the 3DMM-CNN
 protocol, Table 6's masks, the verify CLI end to end, and the training callback."""
+
 import json
 import pickle
 import subprocess
@@ -37,7 +38,7 @@ def dots(size: int, points: np.ndarray) -> np.ndarray:
     """A grey image with a 5x5 coloured dot centred on each point (pixel centres at +0.5)."""
     image = np.full((size, size, 3), 128, np.uint8)
     for (x, y), colour in zip(points, DOT_COLOURS):
-        image[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3] = colour
+        image[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3] = colour
     return image
 
 
@@ -75,7 +76,8 @@ def write_cfp(root: Path) -> Path:
     for name, files in (("F", frontal), ("P", profile)):
         (root / "Protocol").mkdir(parents=True, exist_ok=True)
         (root / "Protocol" / f"Pair_list_{name}.txt").write_text(
-            "".join(f"{i} ../{p.relative_to(root).as_posix()}\n" for i, p in enumerate(files, 1)))
+            "".join(f"{i} ../{p.relative_to(root).as_posix()}\n" for i, p in enumerate(files, 1))
+        )
     for proto, same, diff in (("FF", "1,2\n3,4\n", "1,3\n2,4\n"), ("FP", "1,1\n3,4\n", "1,3\n4,2\n")):
         for fold in range(1, 11):
             split = root / "Protocol" / "Split" / proto / f"{fold:02d}"
@@ -85,8 +87,9 @@ def write_cfp(root: Path) -> Path:
     return root
 
 
-def write_bin(path: Path, count: int = 20, protocol_version: int = pickle.HIGHEST_PROTOCOL,
-              image: np.ndarray | None = None) -> Path:
+def write_bin(
+    path: Path, count: int = 20, protocol_version: int = pickle.HIGHEST_PROTOCOL, image: np.ndarray | None = None
+) -> Path:
     """An insightface .bin: pickle of (encoded 112x112 JPEG bytes, is_same flags), images 2k, 2k+1 = pair k."""
     rng = np.random.default_rng(0)
     images = []
@@ -99,11 +102,19 @@ def write_bin(path: Path, count: int = 20, protocol_version: int = pickle.HIGHES
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("synthetic"), 12, size=32, style="photo", renders_per_identity=2,
-                    workers=1, progress=False)
+    return generate(
+        tmp_path_factory.mktemp("synthetic"),
+        12,
+        size=32,
+        style="photo",
+        renders_per_identity=2,
+        workers=1,
+        progress=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- readers
+
 
 def test_lfw_pairs_folds_and_images(tmp_path):
     root = write_lfw(tmp_path / "lfw", per_fold=2)
@@ -111,7 +122,7 @@ def test_lfw_pairs_folds_and_images(tmp_path):
     assert len(bench) == 40 and bench.num_images == 5
     assert bench.is_same.tolist() == ([True] * 2 + [False] * 2) * 10
     assert np.bincount(bench.folds).tolist() == [4] * 10
-    a, b = bench.pairs[2]                      # fold 0's first different pair: "Bob_B 2 Cy_C 1" (a tab inside)
+    a, b = bench.pairs[2]  # fold 0's first different pair: "Bob_B 2 Cy_C 1" (a tab inside)
     assert Path(bench.sources[a]).name == "Bob_B_0002.jpg" and Path(bench.sources[b]).name == "Cy_C_0001.jpg"
     image_a, image_b, same, fold = next(iter(bench))
     assert image_a.shape == (32, 32, 3) and image_a.dtype == np.uint8 and same is True and fold == 0
@@ -120,31 +131,33 @@ def test_lfw_pairs_folds_and_images(tmp_path):
 
 def test_lfw_landmarks_file_aligns_the_points_onto_the_template(tmp_path):
     root = write_lfw(tmp_path / "lfw")
-    angle = np.deg2rad(8)   # the template, rotated, scaled and moved: the similarity is exact
+    angle = np.deg2rad(8)  # the template, rotated, scaled and moved: the similarity is exact
     rotation = 70 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     points = TEMPLATE @ rotation.T + (18.0, 4.0)
     write_jpeg(root / "Ann_A" / "Ann_A_0001.jpg", dots(100, points))
-    (tmp_path / "marks.txt").write_text("# name x1 y1 ... x5 y5\nAnn_A/Ann_A_0001.jpg " +
-                                        " ".join(f"{v:g}" for v in points.ravel()) + "\n")
+    (tmp_path / "marks.txt").write_text(
+        "# name x1 y1 ... x5 y5\nAnn_A/Ann_A_0001.jpg " + " ".join(f"{v:g}" for v in points.ravel()) + "\n"
+    )
     bench = B.read_lfw(root, 128, landmarks=tmp_path / "marks.txt")
     index = next(i for i, s in enumerate(bench.sources) if Path(s).name == "Ann_A_0001.jpg")
     aligned = bench.image(index)
     assert_dots_at(aligned, points)
     matrix = similarity_to_template(points, 128)
-    assert np.allclose(points @ matrix[:, :2].T + matrix[:, 2], TEMPLATE * 128)   # exact: dots on the template
+    assert np.allclose(points @ matrix[:, :2].T + matrix[:, 2], TEMPLATE * 128)  # exact: dots on the template
     assert "landmarks file for 1/5 images" in bench.alignment
 
 
 def test_detected_landmarks_find_a_face_and_are_read_back(tmp_path):
-    photos = generate(tmp_path / "photos", 1, size=128, style="photo", renders_per_identity=1, workers=1,
-                      progress=False)
+    photos = generate(
+        tmp_path / "photos", 1, size=128, style="photo", renders_per_identity=1, workers=1, progress=False
+    )
     root = write_lfw(tmp_path / "lfw")
     (photos / "images" / "0000000.jpg").replace(root / "Ann_A" / "Ann_A_0001.jpg")
     path = B.detect_landmarks(B.read_lfw(root, 64), tmp_path / "marks.txt", progress=False)
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
-    assert len(lines) == 1 and lines[0].startswith("Ann_A/Ann_A_0001.jpg ")   # random images hold no face
+    assert len(lines) == 1 and lines[0].startswith("Ann_A/Ann_A_0001.jpg ")  # random images hold no face
     found = np.array(lines[0].split()[1:], float).reshape(5, 2)
-    assert np.abs(found - np.load(photos / "points.npy")[0]).max() < 8   # ground truth of the rendered photo
+    assert np.abs(found - np.load(photos / "points.npy")[0]).max() < 8  # ground truth of the rendered photo
     assert "landmarks file for 1/5 images" in B.read_lfw(root, 64, landmarks=path).alignment
 
 
@@ -162,7 +175,7 @@ def test_cfp_ff_and_fp(tmp_path):
     ff, fp = B.load("cfp_ff", root, 32), B.load("cfp_fp", root, 32)
     assert len(ff) == len(fp) == 40 and ff.name == "cfp_ff" and fp.name == "cfp_fp"
     assert ff.is_same.tolist()[:4] == [True, True, False, False] and np.bincount(fp.folds).tolist() == [4] * 10
-    a, b = fp.pairs[0]   # FP "1,1": frontal 1 against profile 1
+    a, b = fp.pairs[0]  # FP "1,1": frontal 1 against profile 1
     assert Path(fp.sources[a]).parts[-2:] == ("frontal", "01.jpg")
     assert Path(fp.sources[b]).parts[-3:] == ("001", "profile", "01.jpg")
     assert all("profile" not in str(s) for s in ff.sources)
@@ -172,14 +185,14 @@ def test_cfp_ff_and_fp(tmp_path):
 @pytest.mark.parametrize("version", [2, pickle.HIGHEST_PROTOCOL])
 def test_bin_pairs_folds_and_arcface_mapping(tmp_path, version):
     crop = dots(112, B.ARCFACE_POINTS_112 + 0.5)
-    crop[:, :3] = (200, 10, 10)   # a distinct left edge, to see it replicated beyond the crop
+    crop[:, :3] = (200, 10, 10)  # a distinct left edge, to see it replicated beyond the crop
     bench = B.load("agedb", write_bin(tmp_path / "agedb_30.bin", 20, version, crop), 128)
     assert len(bench) == 20 and bench.num_images == 40 and bench.pairs[3].tolist() == [6, 7]
     assert bench.is_same[:4].tolist() == [True, False, True, False]
     assert np.bincount(bench.folds).tolist() == [2] * 10 and (np.diff(bench.folds) >= 0).all()
     aligned = bench.image(0)
     assert_dots_at(aligned, B.ARCFACE_POINTS_112 + 0.5)
-    assert np.abs(aligned[64, 0].astype(int) - (200, 10, 10)).max() < 40   # outside the crop: its edge, replicated
+    assert np.abs(aligned[64, 0].astype(int) - (200, 10, 10)).max() < 40  # outside the crop: its edge, replicated
 
 
 def test_bin_refuses_a_pickle_that_would_run_code(tmp_path):
@@ -198,25 +211,30 @@ def test_synthetic_pairs_are_balanced_labelled_and_deterministic(synthetic):
     same_ids = identities[bench.pairs[:, 0]] == identities[bench.pairs[:, 1]]
     assert (same_ids == bench.is_same).all() and bench.is_same.sum() == (~bench.is_same).sum() == 6
     assert bench.parameters.shape == (12, 267) and bench.image(0).shape == (32, 32, 3)
-    assert np.array_equal(bench.identities, identities)   # the recovery interval resamples people
+    assert np.array_equal(bench.identities, identities)  # the recovery interval resamples people
     again, other = B.read_synthetic(synthetic, 32, seed=3), B.read_synthetic(synthetic, 32, seed=4)
     assert np.array_equal(again.pairs, bench.pairs) and not np.array_equal(other.pairs, bench.pairs)
     small = B.limit_pairs(bench, 4)
     assert small.is_same.tolist() == [True, True, False, False] and len(np.unique(small.folds)) == 2
     assert small.num_images <= 8 and small.parameters.shape == (small.num_images, 267)
     assert small.identities.shape == (small.num_images,)
-    assert np.array_equal(small.sources[small.pairs[0, 1]], bench.sources[bench.pairs[np.flatnonzero(
-        np.isin(bench.folds, small.folds) & bench.is_same)[0], 1]])
+    assert np.array_equal(
+        small.sources[small.pairs[0, 1]],
+        bench.sources[bench.pairs[np.flatnonzero(np.isin(bench.folds, small.folds) & bench.is_same)[0], 1]],
+    )
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("lfw_pairs", r"lfw/pairs.txt not found.*vis-www.cs.umass.edu"),
-    ("lfw_image", r"Bob_B_0002.jpg not found.*LFW page"),
-    ("cfp_list", r"Pair_list_P.txt not found.*cfpw.io"),
-    ("agedb", r"agedb_30.bin not found.*insightface"),
-    ("synthetic", r"manifest.json not found.*game generate"),
-    ("locate", r"cfp-dataset.*cfp_fp.bin.*cfpw.io"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("lfw_pairs", r"lfw/pairs.txt not found.*vis-www.cs.umass.edu"),
+        ("lfw_image", r"Bob_B_0002.jpg not found.*LFW page"),
+        ("cfp_list", r"Pair_list_P.txt not found.*cfpw.io"),
+        ("agedb", r"agedb_30.bin not found.*insightface"),
+        ("synthetic", r"manifest.json not found.*game generate"),
+        ("locate", r"cfp-dataset.*cfp_fp.bin.*cfpw.io"),
+    ],
+)
 def test_missing_files_name_the_file_and_where_it_is_published(tmp_path, case, pattern):
     if case in ("lfw_pairs", "lfw_image"):
         root = write_lfw(tmp_path / "lfw")
@@ -237,6 +255,7 @@ def test_missing_files_name_the_file_and_where_it_is_published(tmp_path, case, p
 
 
 # ---------------------------------------------------------------------------------------------------- protocol
+
 
 def pairs_with_labels(count: int, seed: int = 0):
     """Labels alternating in blocks so every fold holds both kinds; 10 interleaved folds."""
@@ -315,16 +334,19 @@ def test_mask_rectangles_land_on_the_eye_nose_and_mouth_rows(size):
         images = torch.ones(2, 3, size, size)
         masked = apply_mask(images, name)
         assert masked[..., y0:y1, x0:x1].eq(0).all() and masked.eq(0).sum() == 2 * 3 * (x1 - x0) * (y1 - y0)
-        assert images.eq(1).all()   # the input is left alone
+        assert images.eq(1).all()  # the input is left alone
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
 
-ENCODER = {"class_path": "models.vqvae2.VQVAE2",
-           "init_args": {"image_size": 32, "channel": 16, "n_res_block": 1, "n_res_channel": 8, "embed_dim": 8,
-                         "n_embed": 16}}
-REGRESSOR = {"class_path": "models.regressor.Regressor",
-             "init_args": {"image_size": 32, "in_channels": 16, "channels": [8, 8, 8, 8, 8]}}
+ENCODER = {
+    "class_path": "models.vqvae2.VQVAE2",
+    "init_args": {"image_size": 32, "channel": 16, "n_res_block": 1, "n_res_channel": 8, "embed_dim": 8, "n_embed": 16},
+}
+REGRESSOR = {
+    "class_path": "models.regressor.Regressor",
+    "init_args": {"image_size": 32, "in_channels": 16, "channels": [8, 8, 8, 8, 8]},
+}
 
 
 def tiny_networks(seed: int = 0):
@@ -348,17 +370,38 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
     write_lfw(root / "lfw")
     ckpt = write_checkpoint(tmp_path / "run.ckpt")
     out = tmp_path / "out"
-    command = [sys.executable, "eval/verify.py", "--bench", "lfw", "synthetic", "--ckpt", str(ckpt),
-               "--ckpt", f"no_contrastive={write_checkpoint(tmp_path / 'other.ckpt', 1)}", "--root", str(root),
-               "--root-synthetic", str(synthetic), "--size", "32", "--face-id", "none", "--mask", "upper",
-               "--device", "cpu", "--out", str(out)]
+    command = [
+        sys.executable,
+        "eval/verify.py",
+        "--bench",
+        "lfw",
+        "synthetic",
+        "--ckpt",
+        str(ckpt),
+        "--ckpt",
+        f"no_contrastive={write_checkpoint(tmp_path / 'other.ckpt', 1)}",
+        "--root",
+        str(root),
+        "--root-synthetic",
+        str(synthetic),
+        "--size",
+        "32",
+        "--face-id",
+        "none",
+        "--mask",
+        "upper",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "results.json").read_text())
     assert list(report["results"]) == ["ours", "no_contrastive"] and report["mask"] == "upper"
     row = report["results"]["ours"]
     assert 0 <= row["lfw"]["accuracy"] <= 1 and len(row["synthetic"]["fold_accuracy"]) == 6
-    assert row["mean"] == row["lfw"]["accuracy"]   # the synthetic set is not in the paper's mean
+    assert row["mean"] == row["lfw"]["accuracy"]  # the synthetic set is not in the paper's mean
     assert row["images_per_second"] > 0
     assert report["benchmarks"]["lfw"]["pairs"] == 20 and report["benchmarks"]["synthetic"]["images"] == 12
     recovered = report["recovery"]["ours"]["synthetic"]
@@ -384,12 +427,14 @@ def test_load_regression_falls_back_to_the_lightning_module(tmp_path, monkeypatc
     torch.save({"hyper_parameters": {}, "state_dict": {}}, tmp_path / "bare.ckpt")
     fake = types.ModuleType("lightning_modules.regression")
     fake.RegressionModule = types.SimpleNamespace(
-        load_from_checkpoint=lambda path, map_location: types.SimpleNamespace(encoder=encoder, regressor=regressor))
+        load_from_checkpoint=lambda path, map_location: types.SimpleNamespace(encoder=encoder, regressor=regressor)
+    )
     monkeypatch.setitem(sys.modules, "lightning_modules.regression", fake)
     assert load_regression(tmp_path / "bare.ckpt") == (encoder, regressor)
 
 
 # ---------------------------------------------------------------------------------------------------- callback
+
 
 class TinyRegression(L.LightningModule):
     """Encoder + regressor trained on nothing in particular; a frozen BatchNorm part must stay in eval mode."""
@@ -415,9 +460,19 @@ def test_callback_logs_verification_accuracy(tmp_path, synthetic):
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(4, 3, 32, 32)), batch_size=2)
     callback = VerificationCallback(str(synthetic), every_n_epochs=1, max_pairs=20)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, default_root_dir=tmp_path, callbacks=[callback])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+    )
     module = TinyRegression()
     trainer.fit(module, data, data)
     assert 0 <= float(trainer.callback_metrics["val/verify_acc"]) <= 1
@@ -440,10 +495,10 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (200, 267))
-    visibility = np.linspace(0.0, 2.0, 267)                 # the last ones visible, the last quartile the most
+    visibility = np.linspace(0.0, 2.0, 267)  # the last ones visible, the last quartile the most
     visible = visibility >= VISIBLE_GREY_LEVELS
     predicted = np.zeros_like(truth)
-    predicted[:, visible] = truth[:, visible]               # only the visible parameters recovered
+    predicted[:, visible] = truth[:, visible]  # only the visible parameters recovered
     r = recovery(predicted, truth, visibility)
     assert r["visibility_quartiles"]["Q4"] == pytest.approx(0.0)
     assert r["visibility_quartiles_predicting_zero"]["Q4"] == pytest.approx(2.5 / np.sqrt(3), rel=0.05)
@@ -457,6 +512,7 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
 
 # ---------------------------------------------------------------------------------------------------- likeness
 
+
 def write_imitator(path: Path) -> Path:
     """A tiny 64 px imitator checkpoint in the format load_network reads."""
     from lightning_modules.checkpoints import network_spec
@@ -464,8 +520,13 @@ def write_imitator(path: Path) -> Path:
 
     torch.manual_seed(0)
     net = Imitator(image_size=64, channels=(16, 16, 8, 8))
-    torch.save({"hyper_parameters": {"net": network_spec(net)},
-                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
+    torch.save(
+        {
+            "hyper_parameters": {"net": network_spec(net)},
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        },
+        path,
+    )
     return path
 
 
@@ -477,14 +538,34 @@ def test_cli_measures_the_likeness_of_the_engines_character(tmp_path, synthetic,
     saved = torch.load(ckpt, weights_only=True)
     torch.save(saved | {"frozen_sources": {"imitator": str(write_imitator(tmp_path / "imitator.ckpt"))}}, ckpt)
     out = tmp_path / "out"
-    report = main(["--bench", "synthetic", "--root-synthetic", str(synthetic), "--size", "32", "--ckpt", str(ckpt),
-                   "--face-id", "dlib", "--likeness-images", str(likeness_images), "--mask", "lower",
-                   "--device", "cpu", "--out", str(out)])
+    report = main(
+        [
+            "--bench",
+            "synthetic",
+            "--root-synthetic",
+            str(synthetic),
+            "--size",
+            "32",
+            "--ckpt",
+            str(ckpt),
+            "--face-id",
+            "dlib",
+            "--likeness-images",
+            str(likeness_images),
+            "--mask",
+            "lower",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert report == json.loads((out / "results.json").read_text())
     ours, face_id = report["results"]["ours"], report["results"]["face_id"]
     table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")]
-    assert table[0].endswith("| images/s | likeness (F_id cosine photo vs engine render) | "
-                             "imitator vs engine PSNR (dB) |")
+    assert table[0].endswith(
+        "| images/s | likeness (F_id cosine photo vs engine render) | imitator vs engine PSNR (dB) |"
+    )
     assert next(line for line in table if line.startswith("| face_id |")).endswith("| - | - |")
     assert "likeness" not in face_id and "imitator_vs_engine_psnr_db" not in face_id
     markdown = (out / "results.md").read_text()
@@ -534,11 +615,11 @@ def test_recovery_interval_resamples_people_not_photos():
 
     rng = np.random.default_rng(1)
     truth = rng.uniform(-2.5, 2.5, (40, 267))
-    squared, zero = (0.9 * truth + rng.normal(0, 0.5, truth.shape) - truth) ** 2, truth ** 2
+    squared, zero = (0.9 * truth + rng.normal(0, 0.5, truth.shape) - truth) ** 2, truth**2
     people = ratio_interval(squared, zero, None)
     copies = [np.repeat(x, 4, axis=0) for x in (squared, zero)]
     by_person = ratio_interval(*copies, np.repeat(np.arange(40), 4))
     by_photo = ratio_interval(*copies, None)
     assert by_person["interval"] == pytest.approx(people["interval"])
-    width = lambda r: r["interval"][1] - r["interval"][0]   # noqa: E731
+    width = lambda r: r["interval"][1] - r["interval"][0]  # noqa: E731
     assert width(by_photo) < 0.7 * width(by_person)

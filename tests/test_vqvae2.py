@@ -1,4 +1,5 @@
 """VQ-VAE-2 encoder/decoder (models/vqvae2.py): shapes, gradients, EMA codebooks, fp32, dead codes, DDP."""
+
 from __future__ import annotations
 
 import socket
@@ -11,7 +12,7 @@ import torch.multiprocessing as mp
 from vector_quantize_pytorch import VectorQuantize
 from vector_quantize_pytorch import vector_quantize_pytorch as vq_lib
 
-from models.vqvae2 import Quantizer, VQVAE2
+from models.vqvae2 import VQVAE2, Quantizer
 
 SMALL = dict(channel=32, n_res_block=1, n_res_channel=8, embed_dim=16, n_embed=32)
 
@@ -90,8 +91,15 @@ def test_codebooks_learn_by_ema_not_by_gradient():
 def test_vq_loss_is_alpha_times_commitment_also_in_eval():
     torch.manual_seed(0)
     quantizer = Quantizer(8, 16, alpha=0.25, kmeans_init=False, dead_code_threshold=0)
-    reference = VectorQuantize(dim=8, codebook_size=16, accept_image_fmap=True, commitment_weight=0.25,
-                               decay=0.99, rotation_trick=False, sync_codebook=False)
+    reference = VectorQuantize(
+        dim=8,
+        codebook_size=16,
+        accept_image_fmap=True,
+        commitment_weight=0.25,
+        decay=0.99,
+        rotation_trick=False,
+        sync_codebook=False,
+    )
     reference.load_state_dict(quantizer.vq.state_dict())
     z = torch.randn(2, 8, 4, 4)
     _, ours, _ = quantizer(z)

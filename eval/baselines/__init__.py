@@ -6,6 +6,7 @@ descriptor for eval/verify.py. Implementations: `eval.baselines.f2p.F2P` (Shi et
 optimisation through the imitator) and `eval.baselines.fastf2p.FastF2P` (Shi et al., AAAI 2020: F_id embedding
 -> translator MLP); our own model is eval/verify.py's ParameterDescriptor.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,14 @@ def throughput(estimator: ParameterEstimator, images: torch.Tensor, repeats: int
     return repeats * len(images) / (time.perf_counter() - began)
 
 
-def build_baseline(kind: str, checkpoint: str, face_id: str = "dlib", face_id_checkpoint: str | None = None,
-                   device: str = "cpu", **options) -> ParameterEstimator:
+def build_baseline(
+    kind: str,
+    checkpoint: str,
+    face_id: str = "dlib",
+    face_id_checkpoint: str | None = None,
+    device: str = "cpu",
+    **options,
+) -> ParameterEstimator:
     """A baseline by kind: 'f2p' (checkpoint = an imitator checkpoint; options go to F2P) or 'fastf2p'
     (checkpoint = a translator checkpoint written by `python -m eval.baselines.fastf2p`)."""
     if kind == "f2p":
@@ -43,5 +50,7 @@ def build_baseline(kind: str, checkpoint: str, face_id: str = "dlib", face_id_ch
         from eval.baselines.fastf2p import load_fastf2p
 
         return load_fastf2p(checkpoint, face_id_checkpoint, device=device)
-    raise ValueError(f"unknown baseline {kind!r}; expected 'f2p' (an imitator checkpoint) or 'fastf2p' "
-                     f"(a translator checkpoint from `python -m eval.baselines.fastf2p`)")
+    raise ValueError(
+        f"unknown baseline {kind!r}; expected 'f2p' (an imitator checkpoint) or 'fastf2p' "
+        f"(a translator checkpoint from `python -m eval.baselines.fastf2p`)"
+    )

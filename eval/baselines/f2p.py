@@ -14,6 +14,7 @@ the landmark net's pose-free geometry) with its weight set for our scales; Adam 
 p = 2.5 tanh(z) (always in range, no clamping), the lr decayed by the paper's overall factor 0.8^10 over the
 run; the start is the neutral face p = 0 (face-nn's 0.5 of [0, 1]).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,7 +38,7 @@ CONTENT_WEIGHT = 0.15
 # Of 0.03, 0.1 and 0.3, 0.1 reached the lowest objective after 400 steps, on 8 game screenshots and on 8
 # imitator renders (64 px demo imitator, dlib F_id).
 LEARNING_RATE = 0.1
-LR_DECAY = 0.8 ** 10  # the paper's total decay over its search (x0.8 every 5 of 50 iterations)
+LR_DECAY = 0.8**10  # the paper's total decay over its search (x0.8 every 5 of 50 iterations)
 
 
 class TemplateContent(nn.Module):
@@ -107,9 +108,16 @@ class F2P:
     name = "f2p"
     is_parameters = True
 
-    def __init__(self, imitator: nn.Module, face_id: nn.Module, steps: int = 400, lr: float = LEARNING_RATE,
-                 content_weight: float = CONTENT_WEIGHT, content: nn.Module | None = None,
-                 lr_decay: float = LR_DECAY) -> None:
+    def __init__(
+        self,
+        imitator: nn.Module,
+        face_id: nn.Module,
+        steps: int = 400,
+        lr: float = LEARNING_RATE,
+        content_weight: float = CONTENT_WEIGHT,
+        content: nn.Module | None = None,
+        lr_decay: float = LR_DECAY,
+    ) -> None:
         if steps < 1 or lr <= 0 or not 0 < lr_decay <= 1:
             raise ValueError(f"F2P needs steps >= 1, lr > 0 and 0 < lr_decay <= 1; got {steps}, {lr}, {lr_decay}")
         self.imitator, self.face_id = imitator, face_id
@@ -117,8 +125,9 @@ class F2P:
         self.steps, self.lr, self.content_weight, self.lr_decay = steps, lr, content_weight, lr_decay
         self.num_parameters = getattr(imitator, "num_parameters", NUM_PARAMETERS)
 
-    def objective(self, parameters: torch.Tensor, target_id: torch.Tensor,
-                  target_content: torch.Tensor) -> torch.Tensor:
+    def objective(
+        self, parameters: torch.Tensor, target_id: torch.Tensor, target_content: torch.Tensor
+    ) -> torch.Tensor:
         """Per-photo loss (B,): identity (1 - cosine of F_id embeddings) + content_weight * content L1."""
         rendered = self.imitator(parameters)
         identity = 1 - F.cosine_similarity(self.face_id(rendered), target_id, dim=1)
@@ -158,12 +167,22 @@ class F2P:
         return self.optimise(photos)[0]
 
 
-def load_f2p(imitator_checkpoint: str, face_id: str = "dlib", face_id_checkpoint: str | None = None,
-             content: str = "pixels", device: str = "cpu", **options) -> F2P:
+def load_f2p(
+    imitator_checkpoint: str,
+    face_id: str = "dlib",
+    face_id_checkpoint: str | None = None,
+    content: str = "pixels",
+    device: str = "cpu",
+    **options,
+) -> F2P:
     """F2P on an imitator checkpoint (lightning_modules.checkpoints) and F_id by name; options go to F2P."""
     from lightning_modules.checkpoints import load_network
     from models.face_id import build_face_id
 
     imitator = load_network(imitator_checkpoint, "net").to(device)
-    return F2P(imitator, build_face_id(face_id, face_id_checkpoint).to(device),
-               content=build_content(content).to(device), **options)
+    return F2P(
+        imitator,
+        build_face_id(face_id, face_id_checkpoint).to(device),
+        content=build_content(content).to(device),
+        **options,
+    )

@@ -19,6 +19,7 @@ parameter loss is ours: we train on game renders with known parameters, where th
 
     python -m eval.baselines.fastf2p --imitator IMITATOR.ckpt --data data/game-game-256 --out fastf2p.ckpt
 """
+
 from __future__ import annotations
 
 import sys
@@ -48,10 +49,16 @@ class ResidualAttention(nn.Module):
 
     def __init__(self, width: int = 512, hidden: int = 1024, squeeze: int = 16) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, width, bias=False), nn.BatchNorm1d(width))
-        self.gate = nn.Sequential(nn.Linear(width, squeeze), nn.ReLU(inplace=True), nn.Linear(squeeze, width),
-                                  nn.Sigmoid())
+        self.body = nn.Sequential(
+            nn.Linear(width, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, width, bias=False),
+            nn.BatchNorm1d(width),
+        )
+        self.gate = nn.Sequential(
+            nn.Linear(width, squeeze), nn.ReLU(inplace=True), nn.Linear(squeeze, width), nn.Sigmoid()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, width) -> (B, width), to be added to the input."""
@@ -62,8 +69,15 @@ class ResidualAttention(nn.Module):
 class Translator(nn.Module):
     """FastF2P's translator T: F_id embedding (B, D) -> game parameters (B, 267) in [-2.5, 2.5]."""
 
-    def __init__(self, embedding_dim: int = 128, num_parameters: int = NUM_PARAMETERS, width: int = 512,
-                 hidden: int = 1024, blocks: int = 3, squeeze: int = 16) -> None:
+    def __init__(
+        self,
+        embedding_dim: int = 128,
+        num_parameters: int = NUM_PARAMETERS,
+        width: int = 512,
+        hidden: int = 1024,
+        blocks: int = 3,
+        squeeze: int = 16,
+    ) -> None:
         super().__init__()
         # Kept as attributes of the same names: a checkpoint rebuilds the net from them.
         self.embedding_dim, self.num_parameters = embedding_dim, num_parameters
@@ -97,8 +111,14 @@ class FastF2P:
             return self.translator(self.face_id(photos))
 
 
-def translator_losses(translator: Translator, imitator: nn.Module, face_id: nn.Module, content: nn.Module,
-                      images: torch.Tensor, parameters: torch.Tensor) -> dict[str, torch.Tensor]:
+def translator_losses(
+    translator: Translator,
+    imitator: nn.Module,
+    face_id: nn.Module,
+    content: nn.Module,
+    images: torch.Tensor,
+    parameters: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """The four training terms (scalars) on a batch of game screenshots (B, 3, S, S) with their parameters."""
     with torch.no_grad():  # the targets: F_id and C are frozen and the screenshots are data
         embeddings, target_content = face_id(images), content(images)
@@ -120,10 +140,18 @@ def _batches(loader: DataLoader, device: torch.device):
         yield batch["image"].to(device).float() / 255, batch["parameters"].to(device)
 
 
-def train_translator(imitator: nn.Module, face_id: nn.Module, data: str | Path, epochs: int = 20,
-                     batch_size: int = 64, lr: float = 1e-4, content: nn.Module | None = None,
-                     weights: dict[str, float] | None = None, seed: int = 0,
-                     workers: int = 0) -> tuple[Translator, list[dict]]:
+def train_translator(
+    imitator: nn.Module,
+    face_id: nn.Module,
+    data: str | Path,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    content: nn.Module | None = None,
+    weights: dict[str, float] | None = None,
+    seed: int = 0,
+    workers: int = 0,
+) -> tuple[Translator, list[dict]]:
     """Train a translator on a game screenshot set through the frozen imitator and F_id: (translator, history).
 
     Rows: the set's split.json "train" rows when a DataModule has written one (then its "val" rows are
@@ -148,10 +176,21 @@ def train_translator(imitator: nn.Module, face_id: nn.Module, data: str | Path, 
     train_set = ScreenshotDataset(screenshots, train_rows, image_size=size)
     if len(train_set) < 2:
         raise ValueError(f"{data}: the translator's batch norm needs at least 2 training rows, got {len(train_set)}")
-    loader = DataLoader(train_set, batch_size=min(batch_size, len(train_set)), shuffle=True, drop_last=True,
-                        num_workers=workers, generator=torch.Generator().manual_seed(seed))
-    val_loader = (DataLoader(ScreenshotDataset(screenshots, split["val"], image_size=size), batch_size=batch_size,
-                             num_workers=workers) if split and split["val"] else None)
+    loader = DataLoader(
+        train_set,
+        batch_size=min(batch_size, len(train_set)),
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    val_loader = (
+        DataLoader(
+            ScreenshotDataset(screenshots, split["val"], image_size=size), batch_size=batch_size, num_workers=workers
+        )
+        if split and split["val"]
+        else None
+    )
 
     optimizer = torch.optim.Adam(translator.parameters(), lr=lr)
     history = []
@@ -199,8 +238,10 @@ def save_translator(path: str | Path, translator: Translator, face_id: str, **me
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"translator.{k}": v.cpu() for k, v in translator.state_dict().items()}
-    torch.save({"hyper_parameters": {"translator": network_spec(translator), "face_id": face_id, **meta},
-                "state_dict": state}, path)
+    torch.save(
+        {"hyper_parameters": {"translator": network_spec(translator), "face_id": face_id, **meta}, "state_dict": state},
+        path,
+    )
     return path
 
 
@@ -211,8 +252,10 @@ def load_fastf2p(path: str | Path, face_id_checkpoint: str | None = None, device
 
     meta = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
     if "face_id" not in meta:
-        raise KeyError(f"{path}: no hyper_parameters['face_id']; expected a checkpoint written by "
-                       f"`python -m eval.baselines.fastf2p`")
+        raise KeyError(
+            f"{path}: no hyper_parameters['face_id']; expected a checkpoint written by "
+            f"`python -m eval.baselines.fastf2p`"
+        )
     translator = load_network(path, "translator").to(device)
     return FastF2P(translator, build_face_id(meta["face_id"], face_id_checkpoint).to(device))
 
@@ -246,10 +289,28 @@ def main(argv: list[str] | None = None) -> Path:
     imitator = load_network(args.imitator, "net").to(args.device)
     face_id = build_face_id(args.face_id, args.face_id_checkpoint).to(args.device)
     weights = {name: getattr(args, f"{name}_weight") for name in WEIGHTS}
-    translator, history = train_translator(imitator, face_id, args.data, args.epochs, args.batch_size, args.lr,
-                                           build_content(args.content), weights, args.seed, args.workers)
-    return save_translator(args.out, translator, args.face_id, imitator=str(args.imitator), data=str(args.data),
-                           content=args.content, weights=weights, history=history)
+    translator, history = train_translator(
+        imitator,
+        face_id,
+        args.data,
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        build_content(args.content),
+        weights,
+        args.seed,
+        args.workers,
+    )
+    return save_translator(
+        args.out,
+        translator,
+        args.face_id,
+        imitator=str(args.imitator),
+        data=str(args.data),
+        content=args.content,
+        weights=weights,
+        history=history,
+    )
 
 
 if __name__ == "__main__":
