@@ -8,8 +8,9 @@ N ?= 2000
 SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
+LINT_PACKAGES = $(wildcard game models losses datamodules lightning_modules callbacks eval bench studies) tests
 
-.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
+.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +30,11 @@ $(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py
 	$(PY) -m models.weights fetch
 	$(PY) -m game build-assets
 	touch $@
+
+lint: setup ## ruff (lint, format check) and pylint's duplicate-code check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pylint $(LINT_PACKAGES)
 
 test: setup ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -m "not slow" -q
