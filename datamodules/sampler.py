@@ -1,4 +1,5 @@
-"""Batches of P identities x K photos (METHOD.md: positives share a batch's identity, negatives are the rest).
+"""Batches of P identities x K photos (docs/method.md#contrastive-loss: positives share an identity,
+negatives are the rest of the batch).
 
 The sampler shards by rank itself: each of the world_size processes gets its own identities, so
 identities gathered across ranks stay distinct negatives. Lightning cannot inject its

@@ -8,7 +8,7 @@ Smaller images keep every layer and width and drop strides from the front, so f 
 Table 1 gives only the shapes. Our choices: a stride-2 layer is a 4x4 conv (as in the VQ-VAE-2
 encoder), a stride-1 layer a 3x3 conv; each is followed by GroupNorm and LeakyReLU(0.2); the
 head is a linear layer on the flattened L5 (a 2x2 valid conv, equivalently), then 2.5 * tanh so p
-stays in the range the imitator was trained on (METHOD.md).
+stays in the range the imitator was trained on (docs/method.md#regressor).
 Not in the paper: a per-parameter `shrinkage` factor in [0, 1] (ones, i.e. off, until
 callbacks.shrinkage.ShrinkageCalibration fits it on held-out screenshots) scales p in eval mode only, like
 BatchNorm's running statistics: training sees the raw output, every user of a trained R the calibrated one.
