@@ -32,13 +32,12 @@ from studies.screenshot_readability.networks import build
 
 
 def load_set(root: Path, count: int, size: int) -> tuple[torch.Tensor, np.ndarray, dict]:
-    """(N, 3, S, S) uint8 images, (N, 267) parameters, the split; renders the set when it is missing."""
+    """(N, 3, S, S) uint8 images, (N, 267) parameters, the split; renders the set on first use."""
     from datamodules.screenshots import load_image, open_screenshot_set
     from datamodules.split import load_or_make_split
-    from game.dataset import generate
+    from game.dataset import generate_once
 
-    if not (root / "manifest.json").is_file():
-        generate(root, count, size=size, style="game", seed=0)
+    generate_once(root, count, size=size, style="game", seed=0)
     screenshots = open_screenshot_set(root)
     with ThreadPoolExecutor(2) as pool:
         images = np.stack(list(pool.map(lambda path: load_image(path, size), screenshots.files)))
