@@ -58,10 +58,10 @@ train-main: setup ## cross-domain regression, needs the imitator run (EXP=experi
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
 
 demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md
-	$(PY) -m eval.demo
+	$(PY) -m studies.demo
 
 demo-ablations: setup ## full model + 3 ablations x 3 seeds at demo scale (long) -> runs/ablations/ABLATIONS.md
-	$(PY) -m eval.ablations
+	$(PY) -m studies.ablations
 
 verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
 	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)

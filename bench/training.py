@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.inference import (
+from bench.timing import (
     VARIANTS,
     device_name,
     matmul_flops_per_second,

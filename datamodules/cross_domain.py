@@ -178,27 +178,21 @@ class CrossDomainDataModule(LightningDataModule):
 
     def _generate_target(self) -> None:
         """`generate: {count, size, seed, style}`: make target_root with `game.dataset.generate` (resumable)."""
-        from game.dataset import generate
+        from game.dataset import generate_once
 
         settings = {"size": self.hparams.image_size or 256, "style": "game", "seed": 0, **self.hparams.generate}
         if "count" not in settings:
             raise ValueError("data.generate needs a count (e.g. generate: {count: 2000})")
-        manifest = Path(self.hparams.target_root) / "manifest.json"
-        if not manifest.exists() or '"complete": true' not in manifest.read_text():
-            log.info("rendering %s screenshots into %s", settings["count"], self.hparams.target_root)
-            generate(self.hparams.target_root, **settings)
+        generate_once(self.hparams.target_root, **settings)
 
     def _generate_source(self) -> None:
         """`source.generate: {count, size, seed, renders_per_identity}`: render the photo set (resumable)."""
-        from game.dataset import generate
+        from game.dataset import generate_once
 
         settings = {"size": self.hparams.image_size or 256, "seed": 0, **self.source.generate, "style": "photo"}
         if "count" not in settings:
             raise ValueError("data.source.generate needs a count (e.g. generate: {count: 2000})")
-        manifest = Path(self.source.root) / "manifest.json"
-        if not manifest.exists() or '"complete": true' not in manifest.read_text():
-            log.info("rendering %s synthetic photos into %s", settings["count"], self.source.root)
-            generate(self.source.root, **settings)
+        generate_once(self.source.root, **settings)
 
     def setup(self, stage: str | None = None) -> None:
         """Check the global batch against world_size and build the train/val datasets."""

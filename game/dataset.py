@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 from dataclasses import asdict, dataclass
@@ -202,6 +203,16 @@ def generate(
             _save_array(root / "points.npy", points.astype(np.float32))
         _write_json(manifest_path, {**asdict(manifest), "complete": True})
     return root
+
+
+def generate_once(out: str | os.PathLike, count: int, **settings) -> Path:
+    """`generate` on first use: returns `out` at once when its manifest says the set is complete (its settings are
+    then not compared), else renders or resumes it."""
+    manifest = Path(out) / "manifest.json"
+    if manifest.exists() and '"complete": true' in manifest.read_text():
+        return Path(out)
+    logging.getLogger(__name__).info("rendering %s %s images into %s", count, settings.get("style", "game"), out)
+    return generate(out, count, **settings)
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:

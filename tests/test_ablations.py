@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from eval.ablations import OVERLAYS, PAPER, VARIANTS, table
+from studies.ablations.variants import OVERLAYS, PAPER, VARIANTS, table
 
 REPO = Path(__file__).resolve().parents[1]
 

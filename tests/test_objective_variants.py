@@ -1,9 +1,10 @@
-"""bench.objective_variants: the numbers its table is made of, on predictions with a known answer."""
+"""studies.objective_variants: the numbers its table is made of, on predictions with a known answer."""
 
 import numpy as np
 import pytest
 
-from bench.objective_variants import IMITATORS, VARIANTS, parse_args, summary
+from studies.objective_variants.__main__ import parse_args
+from studies.objective_variants.variants import IMITATORS, VARIANTS, summary
 
 
 def test_summary_separates_offset_slope_and_correlation():

@@ -1,11 +1,12 @@
-"""bench.screenshot_readability: every network trains on a tiny set and reports the held-out ratio."""
+"""studies.screenshot_readability: every network trains on a tiny set and reports the held-out ratio."""
 
 import json
 
 import pytest
 from fakes import write_screenshot_set
 
-from bench.screenshot_readability import NETWORKS, build, main
+from studies.screenshot_readability.__main__ import main
+from studies.screenshot_readability.networks import NETWORKS, build
 
 
 @pytest.mark.parametrize("name", NETWORKS)

@@ -414,14 +414,14 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
 def test_module_entry_point_and_unknown_face_id_is_skipped():
     done = subprocess.run([sys.executable, "-m", "eval.verify", "--help"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0 and "--root-cfp-fp" in done.stdout
-    from eval.verify import build_descriptors
+    from eval.descriptors import build_descriptors
 
     rows, skipped = build_descriptors([], "no-such-extractor", None, "cpu")
     assert rows == [] and "no-such-extractor" in skipped["face_id"]
 
 
 def test_load_regression_falls_back_to_the_lightning_module(tmp_path, monkeypatch):
-    from eval.verify import load_regression
+    from eval.descriptors import load_regression
 
     encoder, regressor = tiny_networks()
     torch.save({"hyper_parameters": {}, "state_dict": {}}, tmp_path / "bare.ckpt")
@@ -491,7 +491,7 @@ def test_callback_prefers_the_module_hook():
 
 
 def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
-    from eval.verify import VISIBLE_GREY_LEVELS, recovery
+    from eval.recovery import VISIBLE_GREY_LEVELS, recovery
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (200, 267))
@@ -581,8 +581,50 @@ def test_cli_measures_the_likeness_of_the_engines_character(tmp_path, synthetic,
         assert "Likeness of the engine's character not measured: switched off (--likeness-images 0)" in markdown
 
 
+def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic):
+    from eval.baselines.fastf2p import Translator, save_translator
+    from eval.verify import main
+
+    torch.manual_seed(0)
+    translator = save_translator(tmp_path / "fastf2p.ckpt", Translator(128), "dlib")  # dlib's 128-d embedding
+    out = tmp_path / "out"
+    report = main(
+        [
+            "--bench",
+            "synthetic",
+            "--root-synthetic",
+            str(synthetic),
+            "--size",
+            "32",
+            "--baseline",
+            f"fastf2p={translator}",
+            "--baseline",
+            f"f2p={write_imitator(tmp_path / 'imitator.ckpt')}",
+            "--f2p-steps",
+            "1",
+            "--f2p-pairs",
+            "4",
+            "--likeness-images",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert list(report["results"]) == ["face_id", "fastf2p", "f2p (4 pairs)"]
+    assert 0 <= report["results"]["fastf2p"]["synthetic"]["accuracy"] <= 1
+    assert len(report["results"]["f2p (4 pairs)"]["synthetic"]["fold_accuracy"]) <= 4
+    assert set(report["recovery"]) == {"fastf2p", "f2p (4 pairs)"}
+    markdown = (out / "results.md").read_text()
+    assert "| fastf2p | " in markdown and "| f2p (4 pairs) | " in markdown
+    assert "## Parameter recovery: f2p (4 pairs) on synthetic" in markdown
+    with pytest.raises(ValueError, match="KIND=PATH"):
+        main(["--bench", "synthetic", "--root-synthetic", str(synthetic), "--baseline", "fastf2p"])
+
+
 def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
-    from eval.verify import load_imitator
+    from eval.descriptors import load_imitator
 
     ckpt = write_checkpoint(tmp_path / "run.ckpt")
     net, reason = load_imitator(None, [f"ours={ckpt}"])
@@ -596,7 +638,7 @@ def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
 
 
 def test_recovery_interval_says_whether_a_method_measurably_beats_the_neutral_face():
-    from eval.verify import recovery
+    from eval.recovery import recovery
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (120, 267))
@@ -611,7 +653,7 @@ def test_recovery_interval_says_whether_a_method_measurably_beats_the_neutral_fa
 
 def test_recovery_interval_resamples_people_not_photos():
     """Four identical photos per person are one person's worth of evidence, not four."""
-    from eval.verify import ratio_interval
+    from eval.recovery import ratio_interval
 
     rng = np.random.default_rng(1)
     truth = rng.uniform(-2.5, 2.5, (40, 267))

@@ -1,22 +1,21 @@
 """Which objective lets the demo regression recover parameters, and where do its offsets come from? As JSON.
 
-    python -m bench.objective_variants [NAME ...] [--out bench/results/objective_variants]
+    python -m studies.objective_variants [NAME ...] [--out studies/objective_variants/results]
 
 Each variant is experiments/demo/main.yaml (300 steps, seed 1234) with the command-line overrides in
 VARIANTS, trained through the LightningCLI into runs/variant-NAME (reused when it has a last.ckpt; no image
 callbacks). Each checkpoint is then scored on three sets with known parameters:
     screenshots   the demo game set's validation rows (data/game-game-64, split.json), the target domain
     photos        the demo photo set's validation identities (data/photo-64), the training source domain
-    benchmark     the demo's held-out benchmark (eval/demo.py: other people, the "realistic" prior, extras)
+    benchmark     the demo's held-out benchmark (studies/demo/stages.py: other people, the "realistic" prior, extras)
 and for each: RMSE over all 267 parameters against predicting 0 (the neutral face, the prior's mean), the mean
-|offset| (mean prediction minus mean truth) over the 267, and for the visible parameters (eval/verify.py:
+|offset| (mean prediction minus mean truth) over the 267, and for the visible parameters (eval/recovery.py:
 VISIBLE_GREY_LEVELS) the correlation, offset and slope of prediction on truth. Needs the demo imitator
 (runs/demo-imitator) and renders the sets it lacks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUPERVISED = ["--model.init_args.screenshot_supervision_weight", "1.0", "--model.init_args.parameter_prior_weight", "0"]
 LINEAR_DOMAIN = [
     "--model.init_args.lambda_domain",
@@ -44,7 +43,7 @@ IMITATORS = {
     "runs/demo-imitator-uniform": ["experiments/demo/imitator.yaml", "experiments/demo/imitator_uniform.yaml"],
 }
 MIX_IMITATOR, UNIFORM_IMITATOR = IMITATORS
-# The demo's photo source, rendered with the benchmark's expressions, glasses and occluders (eval/demo.py).
+# The demo's photo source, rendered with the benchmark's expressions, glasses and occluders (studies/demo/stages.py).
 EXTRAS_SOURCE = (
     "{kind: synthetic, root: data/photo-64-extras, identities_per_batch: 8, photos_per_identity: 2, "
     "generate: {count: 1200, size: 64, seed: 1, renders_per_identity: 4, "
@@ -173,7 +172,7 @@ def train(name: str, overrides: list[str]) -> Path:
 
 def summary(predicted: np.ndarray, truth: np.ndarray, visible: np.ndarray, names: list[str]) -> dict:
     """RMSE against the neutral face, mean |offset|, and per visible parameter correlation, offset and slope."""
-    from eval.verify import pearson
+    from eval.recovery import pearson
 
     error = predicted - truth
     correlation = pearson(predicted, truth)
@@ -217,8 +216,8 @@ def table(results: list[dict]) -> str:
 def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """name -> (images (N, 3, 64, 64) in [0, 1], true parameters (N, 267))."""
     from datamodules.screenshots import load_image, open_screenshot_set
-    from eval.demo import load_benchmark
-    from eval.verify import benchmark_images
+    from eval.evaluate import benchmark_images
+    from studies.demo.stages import load_benchmark
 
     def read(root: str, rows) -> tuple[torch.Tensor, np.ndarray]:
         screenshots = open_screenshot_set(REPO / root)
@@ -234,49 +233,3 @@ def held_out_sets() -> dict[str, tuple[torch.Tensor, np.ndarray]]:
         "photos": read("data/photo-64", np.flatnonzero(np.isin(photo_people, photo_split["val"]))),
         "benchmark": (benchmark_images(bench, range(bench.num_images)), bench.parameters),
     }
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help="variants to train (if missing) and score; all by default: " + ", ".join(VARIANTS),
-    )
-    parser.add_argument("--out", default="bench/results/objective_variants")
-    args = parser.parse_args(argv)
-    # Checked here, not with choices=: Python 3.11's argparse checks an empty "*" list against the choices.
-    unknown = [name for name in args.names if name not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    args.names = args.names or list(VARIANTS)
-    return args
-
-
-def main(argv=None) -> Path:
-    args = parse_args(argv)
-    from eval.verify import VISIBLE_GREY_LEVELS, ParameterDescriptor, load_regression, read_visibility
-    from game import parameters as P
-
-    checkpoints = {name: train(name, VARIANTS[name][1]) for name in args.names}
-    sets = held_out_sets()
-    visible = np.flatnonzero(read_visibility() >= VISIBLE_GREY_LEVELS)
-    out = REPO / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, checkpoint in checkpoints.items():
-        descriptor = ParameterDescriptor(name, *load_regression(checkpoint))
-        result = {"variant": name, "what": VARIANTS[name][0], "overrides": VARIANTS[name][1]}
-        for set_name, (images, truth) in sets.items():
-            predicted = torch.cat([descriptor(images[i : i + 100]) for i in range(0, len(images), 100)]).numpy()
-            result[set_name] = summary(predicted, truth, visible, P.names())
-        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(name, {s: round(result[s]["rmse"] / result[s]["rmse_predicting_zero"], 4) for s in sets}, flush=True)
-    # Every variant scored so far, this run's and earlier ones', in VARIANTS order.
-    scored = [json.loads(path.read_text()) for name in VARIANTS if (path := out / f"{name}.json").is_file()]
-    (out / "TABLE.md").write_text(table(scored))
-    return out
-
-
-if __name__ == "__main__":
-    main()

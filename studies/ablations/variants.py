@@ -6,28 +6,26 @@ regression (experiments/demo/supervised.yaml), run over the same seeds to show h
 neutral face measurably.
 Each run is `experiments/demo/main.yaml` (+ `experiments/ablations/<variant>.yaml`) with its own seed;
 runs that already have a last.ckpt are reused. Every checkpoint is scored on the demo's held-out
-synthetic benchmark (eval/demo.py): verification accuracy and parameter-recovery RMSE.
-`python -m eval.ablations [--seeds 0 1 2] [--out runs/ablations]`.
+synthetic benchmark (studies/demo/stages.py): verification accuracy and parameter-recovery RMSE.
+`python -m studies.ablations [--seeds 0 1 2] [--out runs/ablations]` (`make demo-ablations`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from eval.demo import REPO, latest_checkpoint, load_benchmark, log
+from studies.demo.stages import REPO, latest_checkpoint, log
 
 VARIANTS = ("full", "with_domain", "no_contrastive", "no_consistency", "supervised")
 OVERLAYS = {"full": [], "supervised": ["experiments/demo/supervised.yaml"]}  # the rest: experiments/ablations/
 # Table 3 means; the paper's full model has L_domain, i.e. our demo's with_domain, and its "w/o L_domain"
 # row is our demo's full model.
 PAPER = {"full": 0.8875, "with_domain": 0.8983, "no_contrastive": 0.6172, "no_consistency": 0.8842}
-VERDICT = "closer"  # eval.verify.ratio_interval: the 95% interval of RMSE / neutral face's is below 1
+VERDICT = "closer"  # eval.recovery.ratio_interval: the 95% interval of RMSE / neutral face's is below 1
 
 
 def train(variant: str, seed: int) -> Path:
@@ -63,11 +61,13 @@ def train(variant: str, seed: int) -> Path:
 
 def score(checkpoint: Path, bench) -> dict:
     """Verification accuracy and parameter RMSE of one checkpoint on the synthetic benchmark."""
-    from eval import verify as V
+    from eval.descriptors import ParameterDescriptor, load_regression
+    from eval.evaluate import evaluate
+    from eval.recovery import read_visibility
 
-    encoder, regressor = V.load_regression(checkpoint)
-    descriptor = V.ParameterDescriptor("ours", encoder, regressor)
-    result = V.evaluate({"synthetic": bench}, [descriptor], visibility=V.read_visibility())
+    encoder, regressor = load_regression(checkpoint)
+    descriptor = ParameterDescriptor("ours", encoder, regressor)
+    result = evaluate({"synthetic": bench}, [descriptor], visibility=read_visibility())
     recovery = result["recovery"]["ours"]["synthetic"]
     return {
         "accuracy": result["results"]["ours"]["synthetic"]["accuracy"],
@@ -96,27 +96,3 @@ def table(scores: dict) -> str:
         paper = f"{PAPER[variant]:.4f}" if variant in PAPER else "-"
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {closer} of {len(runs)} | {paper} |")
     return "\n".join(lines)
-
-
-def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--out", default="runs/ablations")
-    args = parser.parse_args(argv)
-    bench = load_benchmark()
-    scores = {
-        variant: [score(train(variant, seed), bench) | {"seed": seed} for seed in args.seeds]
-        for variant in args.variants
-    }
-    out = REPO / args.out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ablations.json").write_text(json.dumps(scores, indent=2) + "\n")
-    report = out / "ABLATIONS.md"
-    report.write_text(f"# Ablations at demo scale ({len(args.seeds)} seeds, mean +- std)\n\n{table(scores)}\n")
-    log(f"report: {report}")
-    return report
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """How much of the game's parameters can a network read from its screenshots, and do the demo's networks limit it?
 
-    python -m bench.screenshot_readability NET [NET ...] [--root data/game-game-64-30k] [--count 30000]
+    python -m studies.screenshot_readability NET [NET ...] [--root data/game-game-64-30k] [--count 30000]
         [--steps 1500] [--batch-size 64] [--eval-every 250] [--lr 1e-3] [--benchmark]
-        [--out bench/results/screenshot_readability]
+        [--out studies/screenshot_readability/results]
 
 NET is one of NETWORKS: `resnet18` (timm, from scratch: a reference CNN with nothing of ours in it), `demo` (the
 demo's VQ-VAE-2 encoder and Table-1 regressor, built from experiments/demo/main.yaml) or `demo_unquantised` (the
@@ -12,7 +12,7 @@ rows (split.json "val", 5%, drawn as the demo's datamodule draws it) over the RM
 face). That ratio is what "closer than the constant predictor" can reach on clean screenshots, before any domain
 gap. A missing set is rendered first (`game generate`, seed 0, uniform prior: its first 2,000 rows are the demo's
 data/game-game-64). --benchmark also scores each trained network on the demo's held-out photo-style benchmark
-(eval/demo.py) with eval.verify's bootstrap interval: how much of what was read on screenshots survives the
+(studies/demo/stages.py) with eval.recovery's bootstrap interval: how much of what was read on screenshots survives the
 photo style when nothing aligns the two domains.
 """
 
@@ -26,64 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-NETWORKS = ("resnet18", "demo", "demo_unquantised")
-
-
-class Unquantised(nn.Module):
-    """Stands in for a codebook: passes the encoder's vectors through, no commitment loss."""
-
-    def forward(self, z: torch.Tensor):
-        return z, z.new_zeros(()), {}
-
-
-class DemoNetworks(nn.Module):
-    """The demo's E (VQ-VAE-2) and R (Table 1) from experiments/demo/main.yaml: images -> parameters, L_differ."""
-
-    def __init__(self, quantised: bool = True) -> None:
-        super().__init__()
-        from lightning_modules.checkpoints import build_network
-
-        model = yaml.safe_load((REPO / "experiments/demo/main.yaml").read_text())["model"]["init_args"]
-        self.encoder, self.regressor = build_network(model["encoder"]), build_network(model["regressor"])
-        if not quantised:
-            self.encoder.quantize_t, self.encoder.quantize_b = Unquantised(), Unquantised()
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = self.encoder(images)
-        return self.regressor(encoded.features)[1], encoded.loss
-
-
-class Reference(nn.Module):
-    """A timm classifier turned regressor; outputs scaled to the parameter range like R's."""
-
-    def __init__(self, name: str, range_: float = 2.5) -> None:
-        super().__init__()
-        import timm
-
-        self.net, self.range = timm.create_model(name, pretrained=False, num_classes=267), range_
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.range * torch.tanh(self.net(images * 2 - 1)), images.new_zeros(())
-
-
-def build(name: str) -> nn.Module:
-    if name == "resnet18":
-        return Reference("resnet18")
-    return DemoNetworks(quantised=name == "demo")
+from studies.screenshot_readability.networks import build
 
 
 def load_set(root: Path, count: int, size: int) -> tuple[torch.Tensor, np.ndarray, dict]:
-    """(N, 3, S, S) uint8 images, (N, 267) parameters, the split; renders the set when it is missing."""
+    """(N, 3, S, S) uint8 images, (N, 267) parameters, the split; renders the set on first use."""
     from datamodules.screenshots import load_image, open_screenshot_set
     from datamodules.split import load_or_make_split
-    from game.dataset import generate
+    from game.dataset import generate_once
 
-    if not (root / "manifest.json").is_file():
-        generate(root, count, size=size, style="game", seed=0)
+    generate_once(root, count, size=size, style="game", seed=0)
     screenshots = open_screenshot_set(root)
     with ThreadPoolExecutor(2) as pool:
         images = np.stack(list(pool.map(lambda path: load_image(path, size), screenshots.files)))
@@ -107,8 +61,9 @@ def held_out_ratio(net: nn.Module, images: torch.Tensor, truth: np.ndarray) -> f
 
 def benchmark_score(net: nn.Module) -> dict:
     """RMSE over the neutral face's on the demo benchmark, with its bootstrap interval over people."""
-    from eval.demo import load_benchmark
-    from eval.verify import benchmark_images, ratio_interval
+    from eval.evaluate import benchmark_images
+    from eval.recovery import ratio_interval
+    from studies.demo.stages import load_benchmark
 
     bench = load_benchmark()
     predicted = predict(net, benchmark_images(bench, range(bench.num_images)))
@@ -153,29 +108,3 @@ def run(name: str, images: torch.Tensor, parameters: np.ndarray, split: dict, ar
         print(name, "benchmark", json.dumps(log["benchmark"]), flush=True)
         (args.out / f"{name}.json").write_text(json.dumps(log, indent=1) + "\n")
     return log
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("networks", nargs="+", metavar="NET", help=", ".join(NETWORKS))
-    parser.add_argument("--root", type=Path, default=REPO / "data/game-game-64-30k")
-    parser.add_argument("--count", type=int, default=30000, help="screenshots to render if --root is missing")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--benchmark", action="store_true", help="also score on the demo's photo benchmark")
-    parser.add_argument("--out", type=Path, default=REPO / "bench/results/screenshot_readability")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.networks) - set(NETWORKS))
-    if unknown:  # checked here, not with choices=: see bench.objective_variants
-        parser.error(f"unknown network(s) {unknown}; choose from {', '.join(NETWORKS)}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    images, parameters, split = load_set(args.root, args.count, args.size)
-    return [run(name, images, parameters, split, args) for name in args.networks]
-
-
-if __name__ == "__main__":
-    main()
