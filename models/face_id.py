@@ -362,7 +362,7 @@ def build_face_id(name: str = "dlib", checkpoint: str | os.PathLike | None = Non
     """The face-identity extractor F_id by name: 'dlib' (weights from the cache, or the folder `checkpoint`)
     or 'lightcnn29v2' (`checkpoint` = the official LightCNN_29Layers_V2_checkpoint.pth.tar)."""
     alternatives = (
-        f"alternatives: 'dlib' (weights made by `python -m models.weights fetch`, or checkpoint=a "
+        f"alternatives: 'dlib' (weights made by `python -m models fetch`, or checkpoint=a "
         f"folder holding face_recognition_model-weights_manifest.json and .bin) or 'lightcnn29v2' "
         f"(checkpoint=path to the official {LIGHTCNN_FILE})"
     )

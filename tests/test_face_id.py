@@ -63,7 +63,7 @@ def face_api_folder() -> Path:
     folder = weights.cache_dir() / weights.FACE_API_DIR
     missing = [name for name in weights.FACE_API_MEMBERS.values() if not (folder / name).is_file()]
     if missing:
-        pytest.skip(f"{missing} not in {folder}; run `python -m models.weights fetch`")
+        pytest.skip(f"{missing} not in {folder}; run `python -m models fetch`")
     return folder
 
 

@@ -6,7 +6,8 @@ from scipy.spatial import cKDTree
 
 from game import parameters as P
 from game.appearance import SKIN_PALETTE, Appearance, estimate_skin_tone, palette_colour, palette_value
-from game.head import REGIONS, Part, build_head
+from game.face import REGIONS
+from game.head import Part, build_head
 from game.rig import Rig
 
 SHAPE = [p for p in P.table() if p.kind == "shape"]
