@@ -11,7 +11,7 @@ parameter RMSE on every held-out screenshot and synthetic photo (and on the phot
 that of the predictions scaled per parameter by the least-squares factor in [0, 1] fitted on the held-out
 screenshots: post-hoc shrinkage of what the network cannot read), the training loss terms averaged since the
 last row, and the per-parameter Pearson correlation of regressed and true photo parameters, for the most
-visible quartile (bench/results/sensitivity.csv) and the ten most visible parameters. The photos must be a
+visible quartile (game/data/sensitivity.csv) and the ten most visible parameters. The photos must be a
 synthetic set: real photos have no ground truth.
 """
 

@@ -152,7 +152,7 @@ def subset(checkpoints: dict[str, Path], imitator: Path, translator: Path, bench
     from eval import verify as V
     from eval.baselines import build_baseline
     from eval.likeness import player_likeness
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     rows = np.linspace(0, bench.num_images - 1, SUBSET).astype(int)  # fixed, spread over identities

@@ -34,10 +34,11 @@ from eval import benchmarks as B
 from eval.likeness import player_likeness
 from eval.protocol import MASKS, apply_mask, verify
 from game import parameters as P
+from game.sensitivity import SENSITIVITY_FILE
 
 log = logging.getLogger("eval.verify")
 REPO = Path(__file__).resolve().parents[1]
-VISIBILITY_FILE = REPO / "bench" / "results" / "sensitivity.csv"
+VISIBILITY_FILE = SENSITIVITY_FILE
 # A parameter is "visible" when one unit of it changes a 256 px screenshot by at least one grey level on average
 # (the sensitivity table's unit). Only a handful are (skin tone, head width and length, hair colour): most of
 # the 267 move the picture by hundredths of a level, so no image-based method can recover them, and an RMSE
@@ -93,7 +94,7 @@ class FaceIdDescriptor:
 
 def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(encoder, regressor) of a regression checkpoint; the one place to adapt if its format changes."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
 
     try:
         return load_network(path, "encoder"), load_network(path, "regressor")
@@ -107,11 +108,9 @@ def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]
 def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Module | None, str]:
     """The imitator for the imitator-vs-engine gap: `path`, else the one the first regression checkpoint that
     names one was trained through. (network, where it came from), or (None, why there is none)."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import find_checkpoint, load_network
 
     if path:
-        from lightning_modules.regression import find_checkpoint
-
         return load_network(find_checkpoint(path), "net"), f"{path} (--imitator)"
     missing = []
     for spec in checkpoints:
@@ -121,8 +120,6 @@ def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Mo
             "imitator_checkpoint"
         )
         if named:
-            from lightning_modules.regression import find_checkpoint  # here: it imports Lightning and the losses
-
             try:
                 file = find_checkpoint(named)
             except FileNotFoundError:

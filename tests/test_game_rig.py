@@ -207,7 +207,7 @@ def test_every_parameter_is_visible_at_256px():
     from game.sensitivity import VISIBILITY_THRESHOLD, measure
 
     # 4 random faces is a noisy estimate (a pupil is invisible in a dark-brown iris), so this guards
-    # against fake sliders at half the threshold; bench/results/sensitivity.csv holds the 8-face table.
+    # against fake sliders at half the threshold; game/data/sensitivity.csv holds the 8-face table.
     values = measure(size=256, faces=4, seed=1, progress=False)
     invisible = {
         P.table()[i].name: round(float(values[i]), 4) for i in np.flatnonzero(values < VISIBILITY_THRESHOLD / 2)

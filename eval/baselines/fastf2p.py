@@ -232,8 +232,8 @@ def _validate(translator, imitator, face_id, content, loader, weights, device) -
 
 
 def save_translator(path: str | Path, translator: Translator, face_id: str, **meta) -> Path:
-    """Write a translator checkpoint readable by lightning_modules.checkpoints.load_network(path, "translator")."""
-    from lightning_modules.checkpoints import network_spec
+    """Write a translator checkpoint readable by models.checkpoints.load_network(path, "translator")."""
+    from models.checkpoints import network_spec
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +247,7 @@ def save_translator(path: str | Path, translator: Translator, face_id: str, **me
 
 def load_fastf2p(path: str | Path, face_id_checkpoint: str | None = None, device: str = "cpu") -> FastF2P:
     """FastF2P from a translator checkpoint, with the F_id it was trained with (LightCNN needs its checkpoint)."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     meta = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
@@ -281,7 +281,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     """Train and save a translator; the checkpoint records its F_id, imitator and per-epoch losses."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
