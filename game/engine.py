@@ -11,8 +11,9 @@ from game import parameters as P
 from game.appearance import Appearance
 from game.head import Head, build_head
 from game.photo_extras import PhotoExtras
-from game.render import DEFAULT_BACKGROUND, Lighting, MeshRenderer
+from game.render import MeshRenderer
 from game.rig import Rig
+from game.shading import DEFAULT_BACKGROUND, Lighting
 from game.topology import loop
 
 STYLES = ("game", "photo")
