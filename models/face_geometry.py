@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.models import resnet50
 
 from game.framing import similarity_to_template
-from models.face_id import TemplateCrop
+from models.extractor import TemplateCrop
 from models.face_mesh import FaceMeshNet
 from models.weights import layout_mismatch, read_state_dict
 
