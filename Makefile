@@ -16,7 +16,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## install packages into .venv, the renderer's Debian packages, and the weight cache
-$(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py
+$(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py models/__main__.py
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	  else echo "Missing Debian packages for headless rendering; run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
@@ -27,8 +27,7 @@ $(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
-	$(PY) -m models.weights fetch
-	$(PY) -m game build-assets
+	$(PY) -m models fetch
 	touch $@
 
 lint: setup ## ruff (lint, format check) and pylint's duplicate-code check

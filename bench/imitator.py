@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from lightning_modules.checkpoints import load_network
+from models.checkpoints import load_network
 
 DEFAULT_SEED = 20211020  # not the seed of any generated set (those default to 0)
 
 
 def render_with_engine(parameters: np.ndarray, size: int) -> np.ndarray:
     """The game engine's screenshots of (N, 267) parameters: uint8 (N, S, S, 3) RGB, `game` style."""
-    from eval.likeness import game_engine  # the one place that knows the engine's API
+    from game.engine import game_engine
 
     return game_engine(size).render_batch(parameters.astype(np.float32))
 

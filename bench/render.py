@@ -32,7 +32,7 @@ def _measure(style: str, size: int, count: int) -> dict:
     from game import parameters as P
     from game.dataset import _encode, generate
     from game.engine import Game
-    from game.render import Lighting
+    from game.shading import Lighting
 
     game = Game(size, style)
     params = P.sample_uniform(np.random.default_rng(0), count)

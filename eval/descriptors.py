@@ -52,7 +52,7 @@ class FaceIdDescriptor:
 
 def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(encoder, regressor) of a regression checkpoint; the one place to adapt if its format changes."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
 
     try:
         return load_network(path, "encoder"), load_network(path, "regressor")
@@ -66,11 +66,9 @@ def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]
 def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Module | None, str]:
     """The imitator for the imitator-vs-engine gap: `path`, else the one the first regression checkpoint that
     names one was trained through. (network, where it came from), or (None, why there is none)."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import find_checkpoint, load_network
 
     if path:
-        from lightning_modules.regression import find_checkpoint
-
         return load_network(find_checkpoint(path), "net"), f"{path} (--imitator)"
     missing = []
     for spec in checkpoints:
@@ -80,8 +78,6 @@ def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Mo
             "imitator_checkpoint"
         )
         if named:
-            from lightning_modules.regression import find_checkpoint  # here: it imports Lightning and the losses
-
             try:
                 file = find_checkpoint(named)
             except FileNotFoundError:

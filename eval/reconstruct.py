@@ -27,7 +27,7 @@ from eval.align import AlignedFace, align_photo, read_photo
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
-from lightning_modules.checkpoints import load_network
+from models.checkpoints import load_network
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -35,7 +35,7 @@ Predictor = Callable[[torch.Tensor], torch.Tensor]
 def load_predictor(ckpt: str | Path | None) -> Predictor:
     """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a regression checkpoint or 'none'.
 
-    The checkpoint's encoder E and regressor R (lightning_modules.checkpoints.load_network) run at the size E
+    The checkpoint's encoder E and regressor R (models.checkpoints.load_network) run at the size E
     was built for; other sizes are resized to it. 'none' (or None) predicts the neutral face, all zeros.
     A checkpoint trained on another parameter table is refused: its 267 outputs mean other sliders.
     """

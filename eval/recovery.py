@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from game import parameters as P
+from game.sensitivity import SENSITIVITY_FILE
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
-VISIBILITY_FILE = REPO / "bench" / "results" / "sensitivity.csv"
+VISIBILITY_FILE = SENSITIVITY_FILE
 # A parameter is "visible" when one unit of it changes a 256 px screenshot by at least one grey level on average
 # (the sensitivity table's unit). Only a handful are (skin tone, head width and length, hair colour): most of
 # the 267 move the picture by hundredths of a level, so no image-based method can recover them, and an RMSE

@@ -1,4 +1,4 @@
-"""`python -m game COMMAND`: describe, build-assets, generate, sheet, sensitivity, render."""
+"""`python -m game COMMAND`: describe, generate, sheet, sensitivity, render."""
 
 from __future__ import annotations
 
@@ -13,25 +13,6 @@ def _describe(args) -> None:
     from game.parameters import describe
 
     print(describe())
-
-
-def _build_assets(args) -> None:
-    from game.head import NEUTRAL_FACE_FILE, build_head, landmarks_to_world
-    from models.face_mesh import astronaut_landmarks
-    from models.weights import cache_dir
-
-    target = cache_dir() / NEUTRAL_FACE_FILE
-    if target.exists() and not args.force:
-        print(f"neutral face: {target} (exists; --force rebuilds)")
-        return
-    face = landmarks_to_world(astronaut_landmarks())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as f:
-        np.save(f, face)
-    partial.replace(target)
-    head = build_head()
-    print(f"neutral face: {target} -> head with {head.num_vertices} vertices, {len(head.triangles)} triangles")
 
 
 def _generate(args) -> None:
@@ -102,9 +83,6 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m game", description="The likeness stand-in game.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("describe", help="print the parameter table").set_defaults(run=_describe)
-    build = sub.add_parser("build-assets", help="build the neutral head from the landmark net (once, into the cache)")
-    build.add_argument("--force", action="store_true")
-    build.set_defaults(run=_build_assets)
     gen = sub.add_parser("generate", help="render a screenshot dataset (resumable)")
     gen.add_argument("--out", required=True)
     gen.add_argument("--count", type=int, required=True)
@@ -129,7 +107,11 @@ def main(argv=None) -> None:
     sheet.add_argument("--seed", type=int, default=0)
     sheet.set_defaults(run=_sheet)
     sens = sub.add_parser("sensitivity", help="per-parameter visibility table")
-    sens.add_argument("--out", default="bench/results/sensitivity.csv")
+    sens.add_argument(
+        "--out",
+        default="runs/sensitivity/sensitivity.csv",
+        help="CSV to write, JSON summary beside it (the game ships its table as game/data/sensitivity.csv)",
+    )
     sens.add_argument("--size", type=int, default=256)
     sens.add_argument("--faces", type=int, default=8)
     sens.set_defaults(run=_sensitivity)

@@ -12,6 +12,8 @@ from tqdm import tqdm
 from game import parameters as P
 from game.engine import Game
 
+# The game's shipped table (8 faces at 256 px): what eval reads to tell visible parameters apart.
+SENSITIVITY_FILE = Path(__file__).parent / "data" / "sensitivity.csv"
 # Invisible: below 0.01 grey levels (of 255) per pixel per unit, i.e. over its whole range the slider
 # changes fewer than ~33 pixels of a 256 px screenshot by 100 levels.
 VISIBILITY_THRESHOLD = 0.01

@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from lightning_modules.checkpoints import build_network, network_spec
+from models.checkpoints import build_network, network_spec
 
 # Eq. 1 pixel loss. "l2" is the mean squared error (the usual reading of ||.||_2 in such losses;
 # it does not grow with the image size), "l1" the mean absolute error.

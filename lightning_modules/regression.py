@@ -11,7 +11,6 @@ module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -21,37 +20,15 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
-from lightning_modules.checkpoints import build_network, load_network, network_spec
 from losses import CrossDomainObjective, DomainBatch, Frozen
 from losses.domain import Kernel
+from models.checkpoints import build_network, find_checkpoint, load_network, network_spec
 from models.face_geometry import build_face_geometry
 from models.face_id import build_face_id
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2, Quantizer, VQVAE2Output
 
 log = logging.getLogger(__name__)
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """The checkpoint a path names: a file, a run version's checkpoints/last.ckpt, or a run's newest version's."""
-    path = Path(path)
-    if path.is_file():
-        return path
-
-    def version(checkpoint: Path) -> int:
-        number = checkpoint.parts[-3].removeprefix("version_")
-        return int(number) if number.isdigit() else -1
-
-    newest_first = sorted(path.glob("version_*/checkpoints/last.ckpt"), key=version, reverse=True)
-    for candidate in [path / "checkpoints" / "last.ckpt", *newest_first]:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "
-        f"inside it. Train the imitator first (`make train-imitator`, or `python -m lightning_modules.cli fit "
-        f"--config experiments/demo/imitator.yaml` for the demo: runs/<name>/version_N/checkpoints/last.ckpt), "
-        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file"
-    )
 
 
 class RegressionModule(LightningModule):
@@ -344,7 +321,7 @@ class RegressionModule(LightningModule):
 
     def _engine_render(self, parameters: torch.Tensor, size: int) -> torch.Tensor:
         """What the player gets: the game engine's screenshots of the parameters (CPU rendering)."""
-        from eval.likeness import engine_renders  # imported here: training must not need the renderer
+        from game.engine import engine_renders  # imported here: training must not need the renderer
 
         return engine_renders(parameters.detach().float().cpu().numpy(), size).to(self.device)
 

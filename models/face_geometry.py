@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.models import resnet50
 
 from game.framing import similarity_to_template
-from models.face_id import TemplateCrop
+from models.extractor import TemplateCrop
 from models.face_mesh import FaceMeshNet
 from models.weights import layout_mismatch, read_state_dict
 
@@ -91,7 +91,7 @@ LANDMARK_SCALE = 40.0
 
 def neutral_reference() -> np.ndarray:
     """(468, 3) centred reference shape: the game's neutral face landmarks in the landmark net's axes."""
-    from game.head import neutral_face_landmarks  # the cached asset of `python -m game build-assets`
+    from game.face import neutral_face_landmarks  # game data (game/data/neutral_face.npy)
 
     points = neutral_face_landmarks() * WORLD_TO_NET_AXES
     return points - points.mean(0)
@@ -237,7 +237,7 @@ def build_face_geometry(name: str = "landmarks", checkpoint: str | os.PathLike |
     """The 3D face-geometry extractor F_3d by name: 'landmarks' (MediaPipe's landmark net from the cache, or the
     .tflite file `checkpoint`) or 'deep3d' (`checkpoint` = a Deep3DFaceRecon_pytorch epoch_*.pth)."""
     alternatives = (
-        "alternatives: 'landmarks' (face_landmark.tflite made by `python -m models.weights fetch`, or "
+        "alternatives: 'landmarks' (face_landmark.tflite made by `python -m models fetch`, or "
         "checkpoint=path to it) or 'deep3d' (checkpoint=path to a Deep3DFaceRecon_pytorch checkpoint, "
         "e.g. checkpoints/face_recon/epoch_20.pth)"
     )

@@ -14,7 +14,7 @@ from eval.baselines import ParameterEstimator, build_baseline, throughput
 from eval.baselines.f2p import F2P, TemplateContent
 from eval.baselines.fastf2p import FastF2P, Translator, save_translator, train_translator
 from game.parameters import HIGH, NUM_PARAMETERS, sample_uniform
-from lightning_modules.checkpoints import load_network
+from models.checkpoints import load_network
 from models.imitator import Imitator
 
 SIZE = 64
@@ -184,7 +184,7 @@ def test_fastf2p_command_line_writes_a_loadable_checkpoint(game_set, tmp_path, m
 
     import models.face_id
     from eval.baselines import fastf2p
-    from lightning_modules.checkpoints import network_spec
+    from models.checkpoints import network_spec
 
     imitator = tiny_imitator()
     imitator_path = tmp_path / "imitator.ckpt"

@@ -8,7 +8,7 @@ import torch
 from fakes import fake_render
 
 import bench.imitator as bench
-from lightning_modules.checkpoints import network_spec
+from models.checkpoints import network_spec
 from models.imitator import Imitator
 
 

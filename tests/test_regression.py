@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 import lightning_modules.regression as regression
 from callbacks.tsne import TSNECallback, draw_embedding
-from lightning_modules.checkpoints import load_network, network_spec
-from lightning_modules.regression import RegressionModule, find_checkpoint
+from lightning_modules.regression import RegressionModule
+from models.checkpoints import find_checkpoint, load_network, network_spec
 from models.imitator import Imitator
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2

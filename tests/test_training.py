@@ -12,8 +12,8 @@ import torch
 from fakes import write_screenshot_set
 
 from datamodules import CrossDomainDataModule
-from lightning_modules.checkpoints import load_network
 from lightning_modules.imitator import ImitatorModule
+from models.checkpoints import load_network
 from models.imitator import Imitator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -350,7 +350,7 @@ REGRESSOR = {
 
 
 def tiny_networks(seed: int = 0):
-    from lightning_modules.checkpoints import build_network
+    from models.checkpoints import build_network
 
     torch.manual_seed(seed)
     return build_network(ENCODER).eval(), build_network(REGRESSOR).eval()
@@ -515,7 +515,7 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
 
 def write_imitator(path: Path) -> Path:
     """A tiny 64 px imitator checkpoint in the format load_network reads."""
-    from lightning_modules.checkpoints import network_spec
+    from models.checkpoints import network_spec
     from models.imitator import Imitator
 
     torch.manual_seed(0)

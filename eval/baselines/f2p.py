@@ -175,8 +175,8 @@ def load_f2p(
     device: str = "cpu",
     **options,
 ) -> F2P:
-    """F2P on an imitator checkpoint (lightning_modules.checkpoints) and F_id by name; options go to F2P."""
-    from lightning_modules.checkpoints import load_network
+    """F2P on an imitator checkpoint (models.checkpoints) and F_id by name; options go to F2P."""
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     imitator = load_network(imitator_checkpoint, "net").to(device)

@@ -38,7 +38,7 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
             )
     lines += [
         "",
-        "Likely reasons. Most of the 267 parameters barely change a 64 px picture (bench/results/",
+        "Likely reasons. Most of the 267 parameters barely change a 64 px picture (game/data/",
         "sensitivity.csv: half move a 256 px screenshot by under 0.05 grey levels per unit), and in minutes",
         "of CPU training a network reads few of them: trained on nothing but the screenshots' true",
         "parameters for 1,000 steps of 64, the demo's E and R get 2.5% under the neutral face's RMSE on",

@@ -141,7 +141,7 @@ def subset(checkpoints: dict[str, Path], imitator: Path, translator: Path, bench
     from eval.descriptors import ParameterDescriptor, load_regression
     from eval.evaluate import benchmark_images
     from eval.likeness import player_likeness
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     rows = np.linspace(0, bench.num_images - 1, SUBSET).astype(int)  # fixed, spread over identities

@@ -24,7 +24,7 @@ class DemoNetworks(nn.Module):
 
     def __init__(self, quantised: bool = True) -> None:
         super().__init__()
-        from lightning_modules.checkpoints import build_network
+        from models.checkpoints import build_network
 
         model = yaml.safe_load((REPO / "experiments/demo/main.yaml").read_text())["model"]["init_args"]
         self.encoder, self.regressor = build_network(model["encoder"]), build_network(model["regressor"])

@@ -228,8 +228,8 @@ def _validate(translator, imitator, face_id, content, loader, weights, device) -
 
 
 def save_translator(path: str | Path, translator: Translator, face_id: str, **meta) -> Path:
-    """Write a translator checkpoint readable by lightning_modules.checkpoints.load_network(path, "translator")."""
-    from lightning_modules.checkpoints import network_spec
+    """Write a translator checkpoint readable by models.checkpoints.load_network(path, "translator")."""
+    from models.checkpoints import network_spec
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,7 @@ def save_translator(path: str | Path, translator: Translator, face_id: str, **me
 
 def load_fastf2p(path: str | Path, face_id_checkpoint: str | None = None, device: str = "cpu") -> FastF2P:
     """FastF2P from a translator checkpoint, with the F_id it was trained with (LightCNN needs its checkpoint)."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     meta = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     """Train and save a translator; the checkpoint records its F_id, imitator and per-epoch losses."""
-    from lightning_modules.checkpoints import load_network
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

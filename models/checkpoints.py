@@ -1,7 +1,8 @@
 """Networks in checkpoints: each is stored as its class path and init args, next to its weights.
 
 A LightningModule keeps `hparams[key] = network_spec(net)`, so `load_network(path, key)` rebuilds
-the bare network from a checkpoint alone, without the training config or Lightning.
+the bare network from a checkpoint alone, without the training config or Lightning (nothing here imports it);
+`find_checkpoint` turns a run folder into its newest checkpoint file.
 """
 
 from __future__ import annotations
@@ -48,3 +49,25 @@ def load_network(checkpoint_path: str | Path, key: str = "net", map_location: st
     state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     net.load_state_dict(state)
     return net.eval()
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a path names: a file, a run version's checkpoints/last.ckpt, or a run's newest version's."""
+    path = Path(path)
+    if path.is_file():
+        return path
+
+    def version(checkpoint: Path) -> int:
+        number = checkpoint.parts[-3].removeprefix("version_")
+        return int(number) if number.isdigit() else -1
+
+    newest_first = sorted(path.glob("version_*/checkpoints/last.ckpt"), key=version, reverse=True)
+    for candidate in [path / "checkpoints" / "last.ckpt", *newest_first]:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "
+        f"inside it. Train the imitator first (`make train-imitator`, or `python -m lightning_modules.cli fit "
+        f"--config experiments/demo/imitator.yaml` for the demo: runs/<name>/version_N/checkpoints/last.ckpt), "
+        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file"
+    )
