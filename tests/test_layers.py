@@ -27,22 +27,6 @@ CLI_FILE_NAMES = ("__main__.py", "cli.py")
 # Known violations outside this change, (importing file, imported module): each is being removed elsewhere
 # (eval/demo.py, eval/ablations.py and the study scripts move to studies/, eval/verify.py is split into a
 # library and a command line). Delete an entry when its import goes: a stale entry fails the test.
-KNOWN_VIOLATIONS = {
-    # eval/verify.py is a command line that others use as a library (being split into library + CLI).
-    ("eval/ablations.py", "eval.verify"),
-    ("eval/demo.py", "eval.verify"),
-    ("bench/objective_variants.py", "eval.verify"),
-    ("bench/regression_probe.py", "eval.verify"),
-    ("bench/screenshot_readability.py", "eval.verify"),
-    # eval/demo.py is a command line (moving to studies/); a study importing it is a script importing a script.
-    ("eval/ablations.py", "eval.demo"),
-    ("bench/objective_variants.py", "eval.demo"),
-    ("bench/screenshot_readability.py", "eval.demo"),
-    # eval/baselines/fastf2p.py has a __main__ guard (its training command line) and is the package's library.
-    ("eval/baselines/__init__.py", "eval.baselines.fastf2p"),
-    # bench/training.py reuses bench/inference.py, another script.
-    ("bench/training.py", "bench.inference"),
-}
 
 
 @dataclass(frozen=True)
@@ -147,10 +131,7 @@ def test_imports_point_down(package):
     if not (REPO / package).is_dir():
         pytest.skip(f"no {package}/ folder")
     found = check_package(package)
-    new = [v for v in found if (v.file, v.imported) not in KNOWN_VIOLATIONS]
-    assert not new, "imports against the layer order:\n" + "\n".join(map(str, new))
-    stale = {k for k in KNOWN_VIOLATIONS if k[0].startswith(f"{package}/")} - {(v.file, v.imported) for v in found}
-    assert not stale, f"fixed, delete from KNOWN_VIOLATIONS: {sorted(stale)}"
+    assert not found, "imports against the layer order:\n" + "\n".join(map(str, found))
 
 
 def test_checker_flags_up_layer_and_command_line_imports(tmp_path):
