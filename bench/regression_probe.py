@@ -36,6 +36,7 @@ from datamodules import CrossDomainDataModule
 from eval.verify import pearson, read_visibility
 from game import parameters as P
 from lightning_modules.regression import RegressionModule
+from models.modes import evaluating
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "main.yaml"
 
@@ -85,15 +86,14 @@ def evaluate(module: RegressionModule, datamodule: CrossDomainDataModule, device
     """(regressed, true) parameters of every held-out screenshot and photo."""
     # Each set on its own, not the paired val loader: that cycles its one fixed photo batch (16 photos of
     # 8 people at the demo's sizes) to the screenshots' length, too few people for a correlation.
-    module.eval()
     result = {}
-    for domain, dataset in (("target", datamodule.val_dataset), ("source", datamodule.source_val_dataset)):
-        pairs = []
-        for batch in DataLoader(dataset, batch_size=64):
-            batch = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
-            pairs.append((module(batch["image"]).float().cpu().numpy(), batch["parameters"].cpu().numpy()))
-        result[domain] = tuple(map(np.concatenate, zip(*pairs)))
-    module.train()
+    with evaluating(module):
+        for domain, dataset in (("target", datamodule.val_dataset), ("source", datamodule.source_val_dataset)):
+            pairs = []
+            for batch in DataLoader(dataset, batch_size=64):
+                batch = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
+                pairs.append((module(batch["image"]).float().cpu().numpy(), batch["parameters"].cpu().numpy()))
+            result[domain] = tuple(map(np.concatenate, zip(*pairs)))
     return result
 
 

@@ -19,12 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from game.framing import similarity_to_template
+from models.modes import AlwaysEval
 from models.weights import face_api_asset, layout_mismatch, read_state_dict
 
 EXTRACTORS = ("dlib", "lightcnn29v2")
 
 
-class FrozenExtractor(nn.Module):
+class FrozenExtractor(AlwaysEval):
     """Base of the F_id extractors: parameters become buffers, eval mode is permanent."""
 
     embedding_dim: int
@@ -36,10 +37,6 @@ class FrozenExtractor(nn.Module):
                 delattr(module, name)
                 module.register_buffer(name, param.detach(), persistent=False)
         return self.eval()
-
-    def train(self, mode: bool = True) -> FrozenExtractor:
-        """Stay in eval mode whatever a parent module asks: this is a frozen extractor."""
-        return super().train(False)
 
 
 class TemplateCrop(nn.Module):
