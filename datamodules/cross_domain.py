@@ -23,6 +23,7 @@ from datamodules.photos import KINDS, PhotoDataset, PhotoSet, build_augmentation
 from datamodules.sampler import IdentityBatchSampler
 from datamodules.screenshots import ScreenshotDataset, ScreenshotSet, open_screenshot_set
 from datamodules.split import load_or_make_split
+from game.parameters import check_same_table
 
 log = logging.getLogger(__name__)
 
@@ -366,10 +367,6 @@ class CrossDomainDataModule(LightningDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume, refuse a set whose parameter table differs from the checkpoint's."""
-        recorded = state_dict.get("parameter_table_version")
+        manifest = Path(self.hparams.target_root) / "manifest.json"  # where the set records its table
         current = self._open().parameter_table_version
-        if recorded is not None and current is not None and recorded != current:
-            raise ValueError(
-                f"the checkpoint was trained on parameter table {recorded}, but {self.hparams.target_root} "
-                f"uses {current}: the 267 parameters mean different things"
-            )
+        check_same_table(manifest, current, "the checkpoint being resumed", state_dict.get("parameter_table_version"))

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
+from game.parameters import check_same_table
 from lightning_modules.checkpoints import build_network, load_network, network_spec
 from losses import CrossDomainObjective, DomainBatch, Frozen
 from losses.domain import Kernel
@@ -360,17 +361,14 @@ class RegressionModule(LightningModule):
                 f"{self.encoder.image_size} px: set data.init_args.image_size alike"
             )
         imitator_table = self._imitator_table()
-        data_table = None
+        data_table, data = None, "the data"
         if datamodule is not None and hasattr(datamodule, "state_dict"):
             try:
-                data_table = datamodule.state_dict().get("parameter_table_version")
+                state = datamodule.state_dict()
             except (OSError, ValueError):  # no set on disk yet (prepare_data makes it): nothing to compare
-                data_table = None
-        if imitator_table and data_table and imitator_table != data_table:
-            raise ValueError(
-                f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
-                f"the data uses {data_table}: the 267 parameters mean different things"
-            )
+                state = {}
+            data_table, data = state.get("parameter_table_version"), state.get("target_root", data)
+        check_same_table(self.imitator_file, imitator_table, data, data_table)
 
     def _imitator_table(self) -> str | None:
         checkpoint = torch.load(self.imitator_file, map_location="cpu", weights_only=True, mmap=True)

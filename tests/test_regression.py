@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
@@ -541,3 +542,12 @@ def test_restoring_against_the_imitator_compares_with_its_picture_of_the_true_pa
     torch.testing.assert_close(terms["restored/param"], expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="restore_against"):
         tiny_module(imitator_file, restore_against="engine")
+
+
+def test_an_imitator_on_another_parameter_table_is_refused_naming_its_file(tmp_path, built):
+    imitator = save_imitator(tmp_path / "other" / "last.ckpt", table="v1-000000000000")
+    module = tiny_module(imitator)
+    data = SimpleNamespace(image_size=SIZE, state_dict=lambda: {"parameter_table_version": "v1-111111111111"})
+    module.trainer = SimpleNamespace(datamodule=data)
+    with pytest.raises(ValueError, match=rf"{imitator} uses parameter table v1-000000000000, but the data uses v1-1"):
+        module.setup("fit")
