@@ -66,7 +66,9 @@ class Reference(nn.Module):
         super().__init__()
         import timm
 
-        self.net, self.range = timm.create_model(name, pretrained=False, num_classes=267), range_
+        from game.parameters import NUM_PARAMETERS
+
+        self.net, self.range = timm.create_model(name, pretrained=False, num_classes=NUM_PARAMETERS), range_
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.range * torch.tanh(self.net(images * 2 - 1)), images.new_zeros(())

@@ -22,9 +22,10 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, is_number, open_screenshot_set
+from datamodules.screenshots import IMAGE_SUFFIXES, is_number, open_screenshot_set
 from datamodules.split import load_or_make_split
 from game.framing import TEMPLATE, similarity_to_template
+from game.parameters import NUM_PARAMETERS
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would ask PyPI for a newer version on import
 import albumentations as A  # noqa: E402

@@ -23,7 +23,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-NUM_PARAMETERS = 267
+from game.parameters import NUM_PARAMETERS
+
 TABLE1_CHANNELS = (32, 64, 128, 256, 256)  # L1..L5
 
 
