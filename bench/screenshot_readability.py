@@ -56,7 +56,7 @@ class DemoNetworks(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encoder(images)
-        return self.regressor(encoded.features)[1], encoded.loss
+        return self.regressor(encoded.features).parameters, encoded.loss
 
 
 class Reference(nn.Module):

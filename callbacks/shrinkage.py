@@ -63,7 +63,7 @@ class ShrinkageCalibration(Callback):
                 batch = datamodule.on_after_batch_transfer(
                     {key: value.to(pl_module.device) for key, value in batch.items()}, 0
                 )
-                _, raw = regressor(pl_module.encoder(batch["image"]).features, shrink=False)
+                raw = regressor(pl_module.encoder(batch["image"]).features, shrink=False).parameters
                 raw, truth = raw.double(), batch["parameters"].double()
                 products += (raw * truth).sum(0)
                 squares += raw.pow(2).sum(0)

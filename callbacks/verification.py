@@ -3,7 +3,7 @@
 Every `every_n_epochs` validations it runs the 3DMM-CNN protocol (eval/protocol.py) on a small benchmark (the
 synthetic photo set by default) through the module being trained and logs `val/verify_acc` and
 `val/verify_acc_std`. The module's parameters come from `pl_module.predict_parameters(images)` when it has
-that hook, else from `pl_module.regressor(pl_module.encoder(images).features)[1]`.
+that hook, else from `pl_module.regressor(pl_module.encoder(images).features).parameters`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def predict_parameters(pl_module: LightningModule, images: torch.Tensor) -> torc
     hook = getattr(pl_module, "predict_parameters", None)
     if callable(hook):
         return hook(images)
-    return pl_module.regressor(pl_module.encoder(images).features)[1]
+    return pl_module.regressor(pl_module.encoder(images).features).parameters
 
 
 class VerificationCallback(Callback):

@@ -52,7 +52,7 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     def predict(images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        _, params = regressor(encoder(images).features)  # R returns (feature f, parameters p)
+        params = regressor(encoder(images).features).parameters
         return params
 
     return predict

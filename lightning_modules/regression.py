@@ -188,7 +188,7 @@ class RegressionModule(LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Regress game parameters (B, 267) from images (B, 3, S, S) in [0, 1]."""
-        return self.regressor(self.encoder(images).features)[1]
+        return self.regressor(self.encoder(images).features).parameters
 
     def render(self, images: torch.Tensor) -> torch.Tensor:
         """The imitator's render of the parameters regressed from images: G(R(D(E(I))))."""
@@ -228,7 +228,7 @@ class RegressionModule(LightningModule):
         split = target["image"].shape[0]
         images = torch.cat([target["image"], source["image"]])
         encoded, differ_target, differ_source = self.encode(images, split)
-        f, p = self.regressor(encoded.features)
+        f, p = self.regressor(encoded.features)  # RegressorOutput(features, parameters)
         reference = target["image"]
         if self.hparams.restore_against == "imitator":
             # Not in the paper (eq. 3 compares with the screenshot): G(p_true) as the reference, so the

@@ -292,8 +292,8 @@ def pipeline(size: int = 64):
 
 def run(vqvae, regressor, images, identities=None) -> DomainBatch:
     out = vqvae(images)
-    f, p = regressor(out.features)
-    return DomainBatch(images, f, p, out.loss, identities)
+    output = regressor(out.features)
+    return DomainBatch(images, output.features, output.parameters, out.loss, identities)
 
 
 def test_objective_weights_and_gradients_through_the_whole_pipeline():
@@ -344,7 +344,7 @@ def test_tiny_overfit_drives_the_restored_loss_down():
         warnings.filterwarnings("ignore", message="dead_code_threshold")
         for _ in range(30):
             out = vqvae(targets)
-            _, p = regressor(out.features)
+            p = regressor(out.features).parameters
             loss, terms = loss_fn(p, targets, out.loss)
             optimizer.zero_grad()
             loss.backward()
