@@ -5,19 +5,20 @@
         [--set lambda_domain=0 --set parameter_prior_weight=0.05 ...] [--out bench/results/regression_probe]
 
 The encoder, regressor and data are those of experiments/demo/main.yaml, read from it; the loss weights are
-RegressionModule's defaults (the paper's) changed only by --set (any init arg: lambda_*, l2_mode, ...). Adam at
-a constant lr trains E, D and R; every --eval-every steps one row goes to stdout and OUT/NAME.json: the
-parameter RMSE on every held-out screenshot and synthetic photo (and on the photos that of predicting 0, and
-that of the predictions scaled per parameter by the least-squares factor in [0, 1] fitted on the held-out
-screenshots: post-hoc shrinkage of what the network cannot read), the training loss terms averaged since the
-last row, and the per-parameter Pearson correlation of regressed and true photo parameters, for the most
-visible quartile (bench/results/sensitivity.csv) and the ten most visible parameters. The photos must be a
-synthetic set: real photos have no ground truth.
+RegressionModule's defaults (the paper's) changed only by --set (any init arg or losses.ObjectiveSettings field:
+lambda_*, l2_mode, ...). Adam at a constant lr trains E, D and R; every --eval-every steps one row goes to stdout
+and OUT/NAME.json: the parameter RMSE on every held-out screenshot and synthetic photo (and on the photos that
+of predicting 0, and that of the predictions scaled per parameter by the least-squares factor in [0, 1] fitted
+on the held-out screenshots: post-hoc shrinkage of what the network cannot read), the training loss terms
+averaged since the last row, and the per-parameter Pearson correlation of regressed and true photo parameters,
+for the most visible quartile (bench/results/sensitivity.csv) and the ten most visible parameters. The photos
+must be a synthetic set: real photos have no ground truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import time
@@ -36,8 +37,10 @@ from datamodules import CrossDomainDataModule
 from eval.verify import pearson, read_visibility
 from game import parameters as P
 from lightning_modules.regression import RegressionModule
+from losses import ObjectiveSettings
 from models.modes import evaluating
 
+OBJECTIVE_FIELDS = {field.name for field in dataclasses.fields(ObjectiveSettings)}  # --set keys of eq. 12
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "main.yaml"
 
 
@@ -57,12 +60,15 @@ def build(args: argparse.Namespace) -> tuple[RegressionModule, CrossDomainDataMo
     config = yaml.safe_load(DEMO_CONFIG.read_text())
     seed_everything(config["seed_everything"])
     model, data = config["model"]["init_args"], config["data"]["init_args"]
+    settings = dict(args.set)
+    objective = {key: settings.pop(key) for key in list(settings) if key in OBJECTIVE_FIELDS}
     module = RegressionModule(
         model["encoder"],
         model["regressor"],
         args.imitator or model["imitator_checkpoint"],
+        objective=ObjectiveSettings(**objective),
         optimizer=functools.partial(torch.optim.Adam, lr=args.lr),
-        **dict(args.set),
+        **settings,
     )
     source = data["source"] | {"root": args.source_root or data["source"]["root"]}
     data |= {

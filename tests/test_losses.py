@@ -20,6 +20,7 @@ from losses import (
     DomainBatch,
     DomainLoss,
     Frozen,
+    ObjectiveSettings,
     RestoredLoss,
     linear_mmd2,
     mmd2,
@@ -324,7 +325,8 @@ def test_objective_weights_and_gradients_through_the_whole_pipeline():
 
 
 def test_objective_skips_losses_with_lambda_zero():
-    objective = CrossDomainObjective(TinyImitator(), lambda_consistency=0, lambda_contrastive=0)
+    settings = ObjectiveSettings(lambda_consistency=0, lambda_contrastive=0)
+    objective = CrossDomainObjective(TinyImitator(), settings=settings)
     assert objective.consistency is None and objective.contrastive is None
     batch = DomainBatch(torch.rand(4, 3, 64, 64), torch.randn(4, 1024), torch.randn(4, 267), torch.tensor(0.0))
     _, terms = objective(batch, batch)
