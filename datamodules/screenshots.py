@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from game.parameters import NUM_PARAMETERS
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 PARAMETER_RANGE = (-2.5, 2.5)
@@ -130,6 +133,19 @@ def _open_game_folder(root: Path) -> ScreenshotSet:
     check_parameters(parameters, lambda i: f"{csv_path} line {lines[i]} ({files[i].name})")
     _check_files_exist(files)
     return ScreenshotSet(root, files, parameters, size=None, parameter_table_version=None, style=None)
+
+
+def render_missing_set(root: str | Path, settings: dict, key: str, what: str) -> None:
+    """Render a set with our game (`key`: {count, size, seed, ...} for `game.dataset.generate`) unless it is
+    complete; an interrupted one resumes."""
+    from game.dataset import generate
+
+    if "count" not in settings:
+        raise ValueError(f"{key} needs a count (e.g. generate: {{count: 2000}})")
+    manifest = Path(root) / "manifest.json"
+    if not manifest.exists() or '"complete": true' not in manifest.read_text():
+        log.info("rendering %s %s into %s", settings["count"], what, root)
+        generate(root, **settings)
 
 
 def check_parameters(parameters: np.ndarray, describe_row) -> None:
