@@ -6,6 +6,7 @@ Batches, train and val alike (datamodules.CrossDomainDataModule with `source`):
                 "parameters": (P*K, 267) ground truth of a synthetic set, NaN for real photos}}
 The frozen networks (imitator G, F_3d, F_id) come from their own files on every start and never enter this
 module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (see `find_checkpoint`).
+One file (~380 lines): one LightningModule for eq. 12: its checks, shared step, extra terms, frozen-net hooks.
 """
 
 from __future__ import annotations
