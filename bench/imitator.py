@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from game.parameters import NUM_PARAMETERS
 from models.checkpoints import load_network
 
 DEFAULT_SEED = 20211020  # not the seed of any generated set (those default to 0)
@@ -32,7 +33,7 @@ def render_with_engine(parameters: np.ndarray, size: int) -> np.ndarray:
     return game_engine(size).render_batch(parameters.astype(np.float32))
 
 
-def held_out_parameters(count: int, seed: int, num_parameters: int = 267) -> np.ndarray:
+def held_out_parameters(count: int, seed: int, num_parameters: int = NUM_PARAMETERS) -> np.ndarray:
     """Fresh vectors from the uniform prior, float32 (count, num_parameters)."""
     return np.random.default_rng(seed).uniform(-2.5, 2.5, (count, num_parameters)).astype(np.float32)
 

@@ -69,7 +69,7 @@ def ours(size: int, batch: int, device: str = "cpu", variant: str = "fp32") -> d
             regressor.to(memory_format=torch.channels_last),
         )
         images = images.contiguous(memory_format=torch.channels_last)
-    forward = lambda x: regressor(encoder(x).features)[1]
+    forward = lambda x: regressor(encoder(x).features).parameters
     forward(images)  # the codebooks' k-means init: once, not per image
     with FlopCounterMode(display=False) as counter:
         forward(images)

@@ -37,7 +37,7 @@ def _measure(style: str, size: int, count: int) -> dict:
     game = Game(size, style)
     params = P.sample_uniform(np.random.default_rng(0), count)
     vertices = game.head.vertices.astype(np.float32)
-    colours, gloss = game.appearance(np.zeros(267, np.float32))
+    colours, gloss = game.appearance(np.zeros(P.NUM_PARAMETERS, np.float32))
     game.renderer.render(vertices, colours, game.camera, Lighting.studio(), gloss)  # context + buffers
 
     start = time.perf_counter()

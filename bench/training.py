@@ -42,7 +42,8 @@ def imitator_steps(
     net: nn.Module | None = None,
 ) -> dict:
     """Images/s, FLOPs and peak GPU memory of Adam steps on `net` (default Imitator(size)) with an L2 loss."""
-    from models.imitator import NUM_PARAMETERS, Imitator
+    from game.parameters import NUM_PARAMETERS
+    from models.imitator import Imitator
 
     device, on = torch.device(device), variant_settings(variant)
     layout = torch.channels_last if on["channels_last"] else torch.contiguous_format

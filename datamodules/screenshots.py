@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from game.parameters import NUM_PARAMETERS
+
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
-NUM_PARAMETERS = 267
 PARAMETER_RANGE = (-2.5, 2.5)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 _RANGE_SLACK = 1e-6  # float32 rounding at the bounds

@@ -22,7 +22,7 @@ def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 class ParameterDescriptor:
-    """Regressed game parameters p = R(E(x).features)[1]: images (B, 3, S, S) in [0, 1] -> (B, 267)."""
+    """Regressed game parameters p = R(E(x).features).parameters: images (B, 3, S, S) in [0, 1] -> (B, 267)."""
 
     is_parameters = True
 
@@ -34,7 +34,7 @@ class ParameterDescriptor:
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = _resize(images.to(self.device), self.image_size)
-        return self.regressor(self.encoder(x).features)[1]
+        return self.regressor(self.encoder(x).features).parameters
 
 
 class FaceIdDescriptor:

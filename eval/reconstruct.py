@@ -44,11 +44,7 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     # The DataModule's state (docs/contracts.md section 6) sits under its class name; look in every entry.
     recorded = {v.get("parameter_table_version") for v in checkpoint.values() if isinstance(v, dict)} - {None}
-    if recorded - {P.TABLE_VERSION}:
-        raise ValueError(
-            f"{ckpt} was trained on parameter table {', '.join(sorted(recorded))}, but this game "
-            f"uses {P.TABLE_VERSION}: the 267 parameters mean different things"
-        )
+    P.check_same_table(ckpt, ", ".join(sorted(recorded)), "this game", P.TABLE_VERSION)
     encoder, regressor = load_network(ckpt, "encoder"), load_network(ckpt, "regressor")
     size = encoder.image_size
 
@@ -56,7 +52,7 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     def predict(images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        _, params = regressor(encoder(images).features)  # R returns (feature f, parameters p)
+        params = regressor(encoder(images).features).parameters
         return params
 
     return predict

@@ -208,8 +208,7 @@ def generate(
 def generate_once(out: str | os.PathLike, count: int, **settings) -> Path:
     """`generate` on first use: returns `out` at once when its manifest says the set is complete (its settings are
     then not compared), else renders or resumes it."""
-    manifest = Path(out) / "manifest.json"
-    if manifest.exists() and '"complete": true' in manifest.read_text():
+    if (Path(out) / "manifest.json").exists() and read_manifest(out).get("complete"):
         return Path(out)
     logging.getLogger(__name__).info("rendering %s %s images into %s", count, settings.get("style", "game"), out)
     return generate(out, count, **settings)

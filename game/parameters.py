@@ -76,6 +76,18 @@ def _table_version() -> str:
 TABLE_VERSION = _table_version()
 
 
+def check_same_table(file: str | Path, version: str | None, other: str | Path, other_version: str | None) -> None:
+    """Refuse to mix parameters of two parameter-table versions (an unrecorded one, None, is not checked).
+
+    `file` recorded `version`; `other` (a file, a set, "this game") uses `other_version`.
+    """
+    if version and other_version and version != other_version:
+        raise ValueError(
+            f"{file} uses parameter table {version}, but {other} uses {other_version}: "
+            f"the {NUM_PARAMETERS} parameters mean different things"
+        )
+
+
 def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
     """Return params as float32 (N, 267) or raise ValueError naming `source`, the row and what is wrong."""
     array = np.asarray(params, dtype=np.float64)

@@ -6,12 +6,14 @@ Batches, train and val alike (datamodules.CrossDomainDataModule with `source`):
                 "parameters": (P*K, 267) ground truth of a synthetic set, NaN for real photos}}
 The frozen networks (imitator G, F_3d, F_id) come from their own files on every start and never enter this
 module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (see `find_checkpoint`).
+One file (~380 lines): one LightningModule for eq. 12: its checks, shared step, extra terms, frozen-net hooks.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from dataclasses import asdict
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +22,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
-from losses import CrossDomainObjective, DomainBatch, Frozen
-from losses.domain import Kernel
+from game.parameters import check_same_table
+from losses import PAPER_OBJECTIVE, CrossDomainObjective, DomainBatch, Frozen, ObjectiveSettings
 from models.checkpoints import build_network, find_checkpoint, load_network, network_spec
 from models.face_geometry import build_face_geometry
 from models.face_id import build_face_id
@@ -43,36 +45,29 @@ class RegressionModule(LightningModule):
         face_id: str | None = "dlib",
         face_geometry_checkpoint: str | None = None,
         face_id_checkpoint: str | None = None,
-        lambda_restored: float = 1.0,
-        lambda_domain: float = 0.01,
-        lambda_contrastive: float = 0.02,
-        lambda_consistency: float = 0.02,
-        beta: float = 0.25,
-        weight_3d: float = 1.0,
-        weight_id: float = 1.0,
-        temperature: float = 0.07,
-        normalize_contrastive: bool = True,
-        differ_on_source: bool = False,
-        mmd_sigma_features: float | None = None,
-        mmd_sigma_params: float | None = None,
-        mmd_on_features: bool = True,
-        mmd_kernel: Kernel = "gaussian",
-        l2_mode: Literal["mse", "norm"] = "mse",
+        objective: ObjectiveSettings = PAPER_OBJECTIVE,
         reconstruction_weight: float = 0.0,
         parameter_prior_weight: float = 0.0,
         screenshot_supervision_weight: float = 0.0,
         restore_against: Literal["screenshot", "imitator"] = "screenshot",
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
+        **flat_objective: Any,
     ) -> None:
+        """`flat_objective`: eq. 12's settings as top-level keys, as checkpoints from before `objective` hold them."""
         super().__init__()
+        objective = ObjectiveSettings.of(objective, flat_objective)
         # {"class_path", "init_args"}: load_from_checkpoint of a module whose nets were saved as specs.
         encoder = build_network(encoder) if isinstance(encoder, dict) else encoder
         regressor = build_network(regressor) if isinstance(regressor, dict) else regressor
         # Networks as class path + init args (never pickled), so load_network(path, "encoder") rebuilds them
         # alone; optimizer and scheduler live in the run's config.yaml.
-        self.save_hyperparameters(ignore=["encoder", "regressor", "optimizer", "scheduler"])
-        self.save_hyperparameters({"encoder": network_spec(encoder), "regressor": network_spec(regressor)})
+        self.save_hyperparameters(
+            ignore=["encoder", "regressor", "objective", "optimizer", "scheduler", *flat_objective]
+        )
+        self.save_hyperparameters(
+            {"encoder": network_spec(encoder), "regressor": network_spec(regressor), "objective": asdict(objective)}
+        )
         if restore_against not in ("screenshot", "imitator"):
             raise ValueError(
                 f"restore_against must be 'screenshot' (eq. 3) or 'imitator' (G(p_true)), got {restore_against!r}"
@@ -102,36 +97,19 @@ class RegressionModule(LightningModule):
                 f"regressor must work at the size the imitator renders"
             )
         # An extractor is built only for a term that is on: switching a loss off is an explicit weight 0.
-        on = lambda_consistency > 0
+        on = objective.lambda_consistency > 0
         f3d = self._extractor(
             "face_geometry",
             face_geometry,
             face_geometry_checkpoint,
-            on and weight_3d > 0,
+            on and objective.weight_3d > 0,
             "weight_3d",
             build_face_geometry,
         )
-        fid = self._extractor("face_id", face_id, face_id_checkpoint, on and weight_id > 0, "weight_id", build_face_id)
-        self.objective = CrossDomainObjective(
-            imitator,
-            f3d,
-            fid,
-            lambda_restored,
-            lambda_domain,
-            lambda_contrastive,
-            lambda_consistency,
-            beta=beta,
-            differ_on_source=differ_on_source,
-            mmd_sigma_features=mmd_sigma_features,
-            mmd_sigma_params=mmd_sigma_params,
-            mmd_on_features=mmd_on_features,
-            mmd_kernel=mmd_kernel,
-            temperature=temperature,
-            normalize_contrastive=normalize_contrastive,
-            weight_3d=weight_3d,
-            weight_id=weight_id,
-            l2_mode=l2_mode,
+        fid = self._extractor(
+            "face_id", face_id, face_id_checkpoint, on and objective.weight_id > 0, "weight_id", build_face_id
         )
+        self.objective = CrossDomainObjective(imitator, f3d, fid, objective)
         self.quantizers = [m for m in encoder.modules() if isinstance(m, Quantizer)]  # plain list: not submodules
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         # Parameter RMSE against ground truth where a set has it: screenshots always, synthetic photos too.
@@ -155,8 +133,8 @@ class RegressionModule(LightningModule):
             return None
         if name is None:
             raise ValueError(
-                f"model.init_args.{key} is null but L_consistency uses it ({weight} > 0 and "
-                f"lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0"
+                f"model.init_args.{key} is null but L_consistency uses it (objective.{weight} > 0 and "
+                f"objective.lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0"
             )
         return build(name, checkpoint)  # a file that does not load stops here, naming it and the alternatives
 
@@ -164,7 +142,7 @@ class RegressionModule(LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Regress game parameters (B, 267) from images (B, 3, S, S) in [0, 1]."""
-        return self.regressor(self.encoder(images).features)[1]
+        return self.regressor(self.encoder(images).features).parameters
 
     def render(self, images: torch.Tensor) -> torch.Tensor:
         """The imitator's render of the parameters regressed from images: G(R(D(E(I))))."""
@@ -204,7 +182,7 @@ class RegressionModule(LightningModule):
         split = target["image"].shape[0]
         images = torch.cat([target["image"], source["image"]])
         encoded, differ_target, differ_source = self.encode(images, split)
-        f, p = self.regressor(encoded.features)
+        f, p = self.regressor(encoded.features)  # RegressorOutput(features, parameters)
         reference = target["image"]
         if self.hparams.restore_against == "imitator":
             # Not in the paper (eq. 3 compares with the screenshot): G(p_true) as the reference, so the
@@ -337,17 +315,14 @@ class RegressionModule(LightningModule):
                 f"{self.encoder.image_size} px: set data.init_args.image_size alike"
             )
         imitator_table = self._imitator_table()
-        data_table = None
+        data_table, data = None, "the data"
         if datamodule is not None and hasattr(datamodule, "state_dict"):
             try:
-                data_table = datamodule.state_dict().get("parameter_table_version")
+                state = datamodule.state_dict()
             except (OSError, ValueError):  # no set on disk yet (prepare_data makes it): nothing to compare
-                data_table = None
-        if imitator_table and data_table and imitator_table != data_table:
-            raise ValueError(
-                f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
-                f"the data uses {data_table}: the 267 parameters mean different things"
-            )
+                state = {}
+            data_table, data = state.get("parameter_table_version"), state.get("target_root", data)
+        check_same_table(self.imitator_file, imitator_table, data, data_table)
 
     def _imitator_table(self) -> str | None:
         checkpoint = torch.load(self.imitator_file, map_location="cpu", weights_only=True, mmap=True)

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.modes import AlwaysEval
 
-class FrozenExtractor(nn.Module):
+
+class FrozenExtractor(AlwaysEval):
     """Base of the F_id extractors: parameters become buffers, eval mode is permanent."""
 
     embedding_dim: int
@@ -25,10 +27,6 @@ class FrozenExtractor(nn.Module):
                 delattr(module, name)
                 module.register_buffer(name, param.detach(), persistent=False)
         return self.eval()
-
-    def train(self, mode: bool = True) -> FrozenExtractor:
-        """Stay in eval mode whatever a parent module asks: this is a frozen extractor."""
-        return super().train(False)
 
 
 class TemplateCrop(nn.Module):

@@ -23,6 +23,7 @@ from torchvision.models import resnet50
 from game.framing import similarity_to_template
 from models.extractor import TemplateCrop
 from models.face_mesh import FaceMeshNet
+from models.modes import AlwaysEval
 from models.weights import layout_mismatch, read_state_dict
 
 EXTRACTORS = ("landmarks", "deep3d")
@@ -38,14 +39,6 @@ def freeze(module: nn.Module) -> nn.Module:
             if buffer is not None:
                 child.register_buffer(name, buffer, persistent=False)  # re-registering drops persistence
     return module.eval()
-
-
-class _FrozenExtractor(nn.Module):
-    """Eval mode is permanent: a parent's .train() must not switch batch norm back to batch statistics."""
-
-    def train(self, mode: bool = True) -> _FrozenExtractor:
-        """Stay in eval mode whatever a parent module asks."""
-        return super().train(False)
 
 
 def square_crop_to_template(side: float, centre: tuple[float, float], size: int) -> np.ndarray:
@@ -97,7 +90,7 @@ def neutral_reference() -> np.ndarray:
     return points - points.mean(0)
 
 
-class LandmarkGeometry(_FrozenExtractor):
+class LandmarkGeometry(AlwaysEval):
     """F_3d = MediaPipe's 468 3D landmarks after similarity alignment to the neutral face, flattened (B, 1404).
 
     The reference is fixed (not the batch mean), so a face's feature does not depend on its batch: a photo
@@ -188,7 +181,7 @@ def _torchvision_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return state
 
 
-class Deep3DCoefficients(_FrozenExtractor):
+class Deep3DCoefficients(AlwaysEval):
     """F_3d = Deep3DFaceRecon_pytorch's identity and expression coefficients (B, 144) of template-aligned faces.
 
     Deep3DCoefficients() has random weights (tests); Deep3DCoefficients.from_checkpoint(path) loads a

@@ -38,9 +38,9 @@ def test_every_ablation_overlay_exists_and_changes_one_lambda_of_the_demo():
     demo = yaml.safe_load((REPO / "experiments/demo/main.yaml").read_text())["model"]["init_args"]
     for variant in set(VARIANTS) - set(OVERLAYS):
         overlay = yaml.safe_load((REPO / f"experiments/ablations/{variant}.yaml").read_text())["model"]["init_args"]
-        assert len(overlay) == 1
-        ((name, value),) = overlay.items()
-        assert name.startswith("lambda_") and demo[name] != value
+        assert list(overlay) == ["objective"] and len(overlay["objective"]) == 1
+        ((name, value),) = overlay["objective"].items()
+        assert name.startswith("lambda_") and demo["objective"][name] != value
 
 
 def test_the_demo_overlays_the_table_runs_exist():

@@ -20,6 +20,7 @@ from losses import (
     DomainBatch,
     DomainLoss,
     Frozen,
+    ObjectiveSettings,
     RestoredLoss,
     linear_mmd2,
     mmd2,
@@ -292,8 +293,8 @@ def pipeline(size: int = 64):
 
 def run(vqvae, regressor, images, identities=None) -> DomainBatch:
     out = vqvae(images)
-    f, p = regressor(out.features)
-    return DomainBatch(images, f, p, out.loss, identities)
+    output = regressor(out.features)
+    return DomainBatch(images, output.features, output.parameters, out.loss, identities)
 
 
 def test_objective_weights_and_gradients_through_the_whole_pipeline():
@@ -324,7 +325,8 @@ def test_objective_weights_and_gradients_through_the_whole_pipeline():
 
 
 def test_objective_skips_losses_with_lambda_zero():
-    objective = CrossDomainObjective(TinyImitator(), lambda_consistency=0, lambda_contrastive=0)
+    settings = ObjectiveSettings(lambda_consistency=0, lambda_contrastive=0)
+    objective = CrossDomainObjective(TinyImitator(), settings=settings)
     assert objective.consistency is None and objective.contrastive is None
     batch = DomainBatch(torch.rand(4, 3, 64, 64), torch.randn(4, 1024), torch.randn(4, 267), torch.tensor(0.0))
     _, terms = objective(batch, batch)
@@ -344,7 +346,7 @@ def test_tiny_overfit_drives_the_restored_loss_down():
         warnings.filterwarnings("ignore", message="dead_code_threshold")
         for _ in range(30):
             out = vqvae(targets)
-            _, p = regressor(out.features)
+            p = regressor(out.features).parameters
             loss, terms = loss_fn(p, targets, out.loss)
             optimizer.zero_grad()
             loss.backward()

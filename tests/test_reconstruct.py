@@ -150,7 +150,7 @@ def test_checkpoint_predictor_changes_the_parameters(astronaut_jpg, tmp_path):
     assert params.shape == (2, P.NUM_PARAMETERS) and params.abs().max() > 0
     small = torch.nn.functional.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
     with torch.no_grad():
-        expected = nets["regressor"](nets["encoder"].eval()(small).features)[1]
+        expected = nets["regressor"](nets["encoder"].eval()(small).features).parameters
     assert torch.allclose(params, expected, atol=1e-5)
 
     out = tmp_path / "out"

@@ -5,7 +5,9 @@ import functools
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader
 import lightning_modules.regression as regression
 from callbacks.tsne import TSNECallback, draw_embedding
 from lightning_modules.regression import RegressionModule
+from losses import ObjectiveSettings
 from models.checkpoints import find_checkpoint, load_network, network_spec
 from models.imitator import Imitator
 from models.regressor import Regressor
@@ -293,7 +296,7 @@ def test_checkpoint_round_trip_without_frozen_weights(imitator_file, built, tmp_
     ],
 )
 def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, switch, term, builds):
-    module = tiny_module(imitator_file, **switch)
+    module = tiny_module(imitator_file, objective=ObjectiveSettings(**switch))
     assert {kind for kind, *_ in built} == builds
     _, terms, *_ = module.model_step(fake_batch())
     assert term not in terms and "restored" in terms
@@ -302,8 +305,8 @@ def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, 
 def test_extractor_settings_are_checked(imitator_file, built, tmp_path):
     with pytest.raises(ValueError, match="face_geometry is null but L_consistency uses it.*weight_3d: 0"):
         tiny_module(imitator_file, face_geometry=None)
-    tiny_module(imitator_file, face_geometry=None, weight_3d=0.0)  # explicitly off: fine
-    tiny_module(imitator_file, face_id=None, face_geometry=None, lambda_consistency=0.0)
+    tiny_module(imitator_file, face_geometry=None, objective=ObjectiveSettings(weight_3d=0.0))  # explicitly off: fine
+    tiny_module(imitator_file, face_id=None, face_geometry=None, objective=ObjectiveSettings(lambda_consistency=0.0))
     tiny_module(imitator_file, face_geometry="deep3d", face_geometry_checkpoint="d3d.pth")
     assert built[-2:] == [("face_geometry", "deep3d", "d3d.pth"), ("face_id", "dlib", None)]
 
@@ -315,7 +318,7 @@ def test_an_unloadable_extractor_stops_with_the_file_and_the_alternatives(imitat
             imitator_file,
             face_geometry="deep3d",
             face_geometry_checkpoint=str(tmp_path / "epoch_20.pth"),
-            weight_id=0.0,
+            objective=ObjectiveSettings(weight_id=0.0),
         )
 
 
@@ -541,3 +544,28 @@ def test_restoring_against_the_imitator_compares_with_its_picture_of_the_true_pa
     torch.testing.assert_close(terms["restored/param"], expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="restore_against"):
         tiny_module(imitator_file, restore_against="engine")
+
+
+def test_an_imitator_on_another_parameter_table_is_refused_naming_its_file(tmp_path, built):
+    imitator = save_imitator(tmp_path / "other" / "last.ckpt", table="v1-000000000000")
+    module = tiny_module(imitator)
+    data = SimpleNamespace(image_size=SIZE, state_dict=lambda: {"parameter_table_version": "v1-111111111111"})
+    module.trainer = SimpleNamespace(datamodule=data)
+    with pytest.raises(ValueError, match=rf"{imitator} uses parameter table v1-000000000000, but the data uses v1-1"):
+        module.setup("fit")
+
+
+def test_the_objective_settings_are_one_dataclass_saved_as_a_plain_dict(imitator_file, built, tmp_path):
+    module = tiny_module(imitator_file, objective=ObjectiveSettings(lambda_domain=0.0, l2_mode="norm"))
+    assert module.objective.settings == ObjectiveSettings(lambda_domain=0.0, l2_mode="norm")
+    assert module.hparams.objective == {**asdict(ObjectiveSettings()), "lambda_domain": 0.0, "l2_mode": "norm"}
+    assert "lambda_domain" not in module.hparams  # one place
+    # A checkpoint's hyper-parameters hold the dict; checkpoints from before `objective` hold flat keys.
+    assert tiny_module(imitator_file, objective=dict(module.hparams.objective)).objective.settings.l2_mode == "norm"
+    old = tiny_module(imitator_file, lambda_domain=0.0, weight_id=0.0)
+    assert (
+        old.objective.settings == ObjectiveSettings(lambda_domain=0.0, weight_id=0.0) and old.objective.domain is None
+    )
+    assert "lambda_domain" not in old.hparams and old.hparams.objective["weight_id"] == 0.0
+    with pytest.raises(TypeError, match=r"unexpected arguments \['lambda_domian'\]"):
+        tiny_module(imitator_file, lambda_domian=0.0)

@@ -13,13 +13,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from PIL import Image
 
 from datamodules import CrossDomainDataModule
-from datamodules.photos import (
-    CELEBA_MEAN_LANDMARKS,
-    PhotoDataset,
-    align_to_template,
-    build_augmentation,
-    open_photo_set,
-)
+from datamodules.photo_sets import CELEBA_MEAN_LANDMARKS, PhotoSource, open_photo_set
+from datamodules.photos import PhotoDataset, align_to_template, build_augmentation
 from datamodules.sampler import IdentityBatchSampler
 from game.framing import TEMPLATE
 
@@ -472,3 +467,26 @@ def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
         assert len(a) == len(b) == 2 and not set(a) & set(b)
     val = [{p for batch in rank["val_people"] for p in batch} for rank in ranks]
     assert val[0] and val[1] and not val[0] & val[1]
+
+
+def test_source_is_a_dataclass_the_command_line_validates_naming_the_key(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(CrossDomainDataModule, "data")
+    for bad, key in (("kind: lfw", "kind"), ("kind: celeba, on_corrupt: ignore", "on_corrupt")):
+        with pytest.raises(Exception, match=rf'"data.source"(.|\n)*"{key}"(.|\n)*Got value'):
+            parser.parse_args(["--data.target_root=x", f"--data.source={{{bad}, root: x}}"])
+    config = parser.parse_args(["--data.target_root=x", "--data.source={kind: folders, root: x, on_corrupt: skip}"])
+    source = parser.instantiate(config).data.source
+    assert source == PhotoSource("folders", "x", on_corrupt="skip")
+    with pytest.raises(ValueError, match="data.source.on_corrupt must be one of"):
+        PhotoSource("folders", "x", on_corrupt="ignore")  # from Python too
+
+
+def test_a_source_given_as_the_dataclass_is_saved_as_plain_data(tmp_path):
+    target = write_screenshot_set(tmp_path / "target", count=8, size=16)
+    dm = datamodule(target, PhotoSource("folders", str(tmp_path), identities_per_batch=2))
+    assert dm.source.identities_per_batch == 2 and type(dm.hparams.source) is dict
+    assert dm.hparams.source["kind"] == "folders" and dm.hparams.source["identities_per_batch"] == 2
+    assert datamodule(target, dict(dm.hparams.source)).source == dm.source  # as a checkpoint gives it back

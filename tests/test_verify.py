@@ -445,7 +445,7 @@ class TinyRegression(L.LightningModule):
         self.frozen = torch.nn.BatchNorm1d(3).eval()
 
     def training_step(self, batch, batch_idx):
-        return self.regressor(self.encoder(batch[0]).features)[1].square().mean()
+        return self.regressor(self.encoder(batch[0]).features).parameters.square().mean()
 
     def validation_step(self, batch, batch_idx):
         pass

@@ -27,11 +27,11 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISED = ["--model.init_args.screenshot_supervision_weight", "1.0", "--model.init_args.parameter_prior_weight", "0"]
 LINEAR_DOMAIN = [
-    "--model.init_args.lambda_domain",
+    "--model.init_args.objective.lambda_domain",
     "1.0",
-    "--model.init_args.mmd_kernel",
+    "--model.init_args.objective.mmd_kernel",
     "linear",
-    "--model.init_args.mmd_on_features",
+    "--model.init_args.objective.mmd_on_features",
     "false",
 ]
 
@@ -52,7 +52,7 @@ EXTRAS_SOURCE = (
 
 
 def without(*terms: str) -> list[str]:
-    return [arg for term in terms for arg in (f"--model.init_args.lambda_{term}", "0")]
+    return [arg for term in terms for arg in (f"--model.init_args.objective.lambda_{term}", "0")]
 
 
 def as_measured(overrides: list[str]) -> list[str]:
@@ -104,9 +104,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
             [
                 "--config",
                 "experiments/demo/supervised.yaml",
-                "--model.init_args.lambda_restored",
+                "--model.init_args.objective.lambda_restored",
                 "1.0",
-                "--model.init_args.lambda_consistency",
+                "--model.init_args.objective.lambda_consistency",
                 "0.02",
                 "--model.init_args.imitator_checkpoint",
                 MIX_IMITATOR,
@@ -119,7 +119,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
             [
                 "--config",
                 "experiments/demo/supervised.yaml",
-                "--model.init_args.lambda_restored",
+                "--model.init_args.objective.lambda_restored",
                 "0.1",
                 "--model.init_args.imitator_checkpoint",
                 MIX_IMITATOR,

@@ -33,7 +33,7 @@ class DemoNetworks(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encoder(images)
-        return self.regressor(encoded.features)[1], encoded.loss
+        return self.regressor(encoded.features).parameters, encoded.loss
 
 
 class Reference(nn.Module):
@@ -43,7 +43,9 @@ class Reference(nn.Module):
         super().__init__()
         import timm
 
-        self.net, self.range = timm.create_model(name, pretrained=False, num_classes=267), range_
+        from game.parameters import NUM_PARAMETERS
+
+        self.net, self.range = timm.create_model(name, pretrained=False, num_classes=NUM_PARAMETERS), range_
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.range * torch.tanh(self.net(images * 2 - 1)), images.new_zeros(())

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.modes import evaluating
 from studies.screenshot_readability.networks import build
 
 
@@ -48,11 +49,9 @@ def load_set(root: Path, count: int, size: int) -> tuple[torch.Tensor, np.ndarra
 @torch.no_grad()
 def predict(net: nn.Module, images: torch.Tensor) -> np.ndarray:
     """Parameters of (N, 3, S, S) images, uint8 or float in [0, 1]."""
-    net.eval()
     scale = 255 if images.dtype == torch.uint8 else 1
-    predicted = torch.cat([net(images[i : i + 256].float() / scale)[0] for i in range(0, len(images), 256)]).numpy()
-    net.train()
-    return predicted
+    with evaluating(net):
+        return torch.cat([net(images[i : i + 256].float() / scale)[0] for i in range(0, len(images), 256)]).numpy()
 
 
 def held_out_ratio(net: nn.Module, images: torch.Tensor, truth: np.ndarray) -> float:

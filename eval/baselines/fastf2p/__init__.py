@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from eval.baselines.f2p import CONTENT_WEIGHT, build_content, device_of, frozen
+from eval.baselines.f2p import CONTENT_WEIGHT, build_content, device_of
 from game.parameters import HIGH, LOW, NUM_PARAMETERS
+from models.modes import evaluating
 
 log = logging.getLogger("eval.baselines.fastf2p")
 WEIGHTS = {"identity": 1.0, "content": CONTENT_WEIGHT, "loop": 1.0, "parameter": 1.0}
@@ -102,7 +103,7 @@ class FastF2P:
     @torch.inference_mode()
     def __call__(self, photos: torch.Tensor) -> torch.Tensor:
         """Template-aligned photos (B, 3, S, S) in [0, 1] -> parameters (B, 267) in [-2.5, 2.5], one pass."""
-        with frozen(self.translator, self.face_id):
+        with evaluating(self.translator, self.face_id):
             photos = photos.to(device_of(self.translator), torch.float32)
             return self.translator(self.face_id(photos))
 
@@ -190,7 +191,7 @@ def train_translator(
 
     optimizer = torch.optim.Adam(translator.parameters(), lr=lr)
     history = []
-    with frozen(imitator, face_id, content):
+    with evaluating(imitator, face_id, content):
         for epoch in range(epochs):
             translator.train()
             sums, batches = {}, 0
