@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from fakes import fake_parameters, write_screenshot_set
-from test_regression import TinyExtractor, save_imitator
+from fakes import TinyExtractor, fake_parameters, write_imitator_checkpoint, write_screenshot_set
 
 import lightning_modules.regression as regression
 from bench.regression_probe import main, setting
@@ -44,7 +43,7 @@ def test_two_steps_write_one_row_per_evaluation(tmp_path, monkeypatch):
     # screenshots and 160 people give one batch of each for validation.
     screenshots = write_screenshot_set(tmp_path / "screenshots", count=20, size=SIZE)
     photos = fake_photo_set(tmp_path / "photos", people=160)
-    imitator = save_imitator(tmp_path / "imitator.ckpt")
+    imitator = write_imitator_checkpoint(tmp_path / "imitator.ckpt")
     log = main(
         [
             "tiny",
