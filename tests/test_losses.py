@@ -387,6 +387,7 @@ def _ddp_worker(rank: int, world: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned gloo processes: ~11 s on a shared 2-core CPU
 def test_ddp_gather_gives_the_global_loss_and_its_gradient(free_port):
     results = mp.get_context("spawn").SimpleQueue()
     mp.spawn(_ddp_worker, args=(2, free_port, results), nprocs=2)

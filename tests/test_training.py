@@ -64,6 +64,7 @@ def test_bf16_mixed_fit_on_cpu(tmp_path, screenshot_set):
     assert next(net.parameters()).dtype == torch.float32
 
 
+@pytest.mark.slow  # two DDP processes: ~14 s on a shared 2-core CPU
 def test_ddp_two_cpu_processes_through_the_cli(tmp_path, screenshot_set, run_cli):
     """The real path: the CLI with the ddp + bf16 overlays, 2 gloo processes launched by Lightning."""
     root = screenshot_set(count=24, size=64)
