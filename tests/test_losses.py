@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import warnings
 
 import pytest
@@ -360,12 +359,6 @@ def test_tiny_overfit_drives_the_restored_loss_down():
 # ---------------------------------------------------------------- DDP: gathered losses, correct gradients
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_data():
     g = torch.Generator().manual_seed(7)
     # Uneven rows on purpose (3 + 5 screenshots): a last, short batch must gather correctly.
@@ -396,9 +389,10 @@ def _ddp_worker(rank: int, world: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_gather_gives_the_global_loss_and_its_gradient():
+@pytest.mark.slow  # two spawned gloo processes: ~11 s on a shared 2-core CPU
+def test_ddp_gather_gives_the_global_loss_and_its_gradient(free_port):
     results = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), results), nprocs=2)
+    mp.spawn(_ddp_worker, args=(2, free_port, results), nprocs=2)
     by_rank = dict((rank, (loss, grads)) for rank, loss, grads in (results.get(), results.get()))
     full = [t.clone().requires_grad_() for t in _ddp_data()[:4]]
     loss = _ddp_loss(*full, _ddp_data()[4])

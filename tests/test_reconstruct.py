@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from fakes import write_network_checkpoint
 from PIL import Image
 from skimage import data
 
@@ -135,9 +136,8 @@ def write_standin_checkpoint(path, image_size=64, table_version=P.TABLE_VERSION)
         "encoder": VQVAE2(**specs["encoder"]["init_args"]),
         "regressor": Regressor(**specs["regressor"]["init_args"]),
     }
-    state = {f"{key}.{name}": value for key, net in nets.items() for name, value in net.state_dict().items()}
     datamodule = {"parameter_table_version": table_version, "image_size": image_size}
-    torch.save({"hyper_parameters": specs, "state_dict": state, "CrossDomainDataModule": datamodule}, path)
+    write_network_checkpoint(path, {"CrossDomainDataModule": datamodule}, **nets)
     return nets
 
 

@@ -20,18 +20,10 @@ from game.framing import TEMPLATE
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    """A tiny photo-style set of our game: 8 photos, 4 identities x 2, 32 px."""
-    from game.dataset import generate
-
-    return generate(
-        tmp_path_factory.mktemp("synthetic") / "photos",
-        8,
-        size=32,
-        style="photo",
-        renders_per_identity=2,
-        workers=1,
-        progress=False,
+def synthetic(rendered_set, tmp_path_factory):
+    """A tiny photo-style set of our game: 8 photos, 4 identities x 2, 32 px; a copy (DataModules write into it)."""
+    return rendered_set(
+        8, 32, style="photo", renders_per_identity=2, into=tmp_path_factory.mktemp("synthetic") / "photos"
     )
 
 
@@ -437,12 +429,9 @@ trainer.fit(RecordRanks(), data)
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
+def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path, run_cli):
     """A real 2-process gloo DDP fit: equal step counts, disjoint people and target rows per step, val sharded too."""
     import json
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
@@ -450,15 +439,7 @@ def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
     people = write_photo_folders(tmp_path / "people", identities=16, photos_per_identity=2, size=16)
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), str(target), str(people), str(tmp_path), str(repo)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli(script, target, people, tmp_path, repo, cwd=tmp_path, timeout=300, repo_on_path=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(ranks[0]["train_people"]) == len(ranks[1]["train_people"]) > 0
     for a, b in zip(ranks[0]["train_people"], ranks[1]["train_people"]):

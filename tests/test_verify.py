@@ -3,7 +3,6 @@ protocol, Table 6's masks, the verify CLI end to end, and the training callback.
 
 import json
 import pickle
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -13,6 +12,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from fakes import write_network_checkpoint
 
 from eval import benchmarks as B
 from eval import protocol
@@ -101,16 +101,8 @@ def write_bin(
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    return generate(
-        tmp_path_factory.mktemp("synthetic"),
-        12,
-        size=32,
-        style="photo",
-        renders_per_identity=2,
-        workers=1,
-        progress=False,
-    )
+def synthetic(rendered_set):
+    return rendered_set(12, 32, style="photo", renders_per_identity=2)
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -359,19 +351,15 @@ def tiny_networks(seed: int = 0):
 def write_checkpoint(path: Path, seed: int = 0) -> Path:
     """A stand-in regression checkpoint in the format load_network reads (specs + prefixed weights)."""
     encoder, regressor = tiny_networks(seed)
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    state |= {f"regressor.{k}": v for k, v in regressor.state_dict().items()}
-    torch.save({"hyper_parameters": {"encoder": ENCODER, "regressor": REGRESSOR}, "state_dict": state}, path)
-    return path
+    return write_network_checkpoint(path, encoder=encoder, regressor=regressor)
 
 
-def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
+def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic, run_cli):
     root = tmp_path / "benchmarks"
     write_lfw(root / "lfw")
     ckpt = write_checkpoint(tmp_path / "run.ckpt")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
+    done = run_cli(
         "eval/verify.py",
         "--bench",
         "lfw",
@@ -394,9 +382,7 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
         "cpu",
         "--out",
         str(out),
-    ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    )
     report = json.loads((out / "results.json").read_text())
     assert list(report["results"]) == ["ours", "no_contrastive"] and report["mask"] == "upper"
     row = report["results"]["ours"]
@@ -411,9 +397,9 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
     assert "Ours, upper face masked" in markdown and "| ours | " in done.stdout
 
 
-def test_module_entry_point_and_unknown_face_id_is_skipped():
-    done = subprocess.run([sys.executable, "-m", "eval.verify", "--help"], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0 and "--root-cfp-fp" in done.stdout
+def test_module_entry_point_and_unknown_face_id_is_skipped(run_cli):
+    done = run_cli("-m", "eval.verify", "--help")
+    assert "--root-cfp-fp" in done.stdout
     from eval.descriptors import build_descriptors
 
     rows, skipped = build_descriptors([], "no-such-extractor", None, "cpu")
@@ -515,19 +501,10 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
 
 def write_imitator(path: Path) -> Path:
     """A tiny 64 px imitator checkpoint in the format load_network reads."""
-    from models.checkpoints import network_spec
     from models.imitator import Imitator
 
     torch.manual_seed(0)
-    net = Imitator(image_size=64, channels=(16, 16, 8, 8))
-    torch.save(
-        {
-            "hyper_parameters": {"net": network_spec(net)},
-            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        },
-        path,
-    )
-    return path
+    return write_network_checkpoint(path, net=Imitator(image_size=64, channels=(16, 16, 8, 8)))
 
 
 @pytest.mark.parametrize("likeness_images", [3, 0])
