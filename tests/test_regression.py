@@ -507,7 +507,7 @@ def test_restoring_against_the_imitator_compares_with_its_picture_of_the_true_pa
 
 
 def test_an_imitator_on_another_parameter_table_is_refused_naming_its_file(tmp_path, built):
-    imitator = save_imitator(tmp_path / "other" / "last.ckpt", table="v1-000000000000")
+    imitator = write_imitator_checkpoint(tmp_path / "other" / "last.ckpt", table="v1-000000000000")
     module = tiny_module(imitator)
     data = SimpleNamespace(image_size=SIZE, state_dict=lambda: {"parameter_table_version": "v1-111111111111"})
     module.trainer = SimpleNamespace(datamodule=data)
