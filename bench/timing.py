@@ -19,9 +19,10 @@ def _sync(device: torch.device) -> None:
 
 
 def rate_per_second(
-    fn, batch: int, repeats: int, device: torch.device = torch.device("cpu"), seconds: float = 0.0, warmup: int = 1
+    fn, batch: int, repeats: int, device: torch.device | str = "cpu", seconds: float = 0.0, warmup: int = 1
 ) -> float:
     """Items per second over at least `repeats` calls and `seconds` of wall-clock (GPU queue drained)."""
+    device = torch.device(device)
     for _ in range(warmup):  # allocation, kernel choice and compilation are not speed
         fn()
     _sync(device)
@@ -53,7 +54,7 @@ def conv_flops_per_second(
     for layout in (torch.contiguous_format, torch.channels_last):
         x = torch.randn(batch, 128, 64, 64, device=device, dtype=dtype).contiguous(memory_format=layout)
         w = weight.contiguous(memory_format=layout)
-        best = max(best, rate_per_second(lambda: F.conv2d(x, w, padding=1), batch, repeats, device))
+        best = max(best, rate_per_second(lambda x=x, w=w: F.conv2d(x, w, padding=1), batch, repeats, device))
     return best * 2 * 128 * 128 * 9 * 64 * 64
 
 

@@ -125,7 +125,8 @@ def main(argv=None) -> dict:
             peak = "" if row["peak_memory_bytes"] is None else f", peak {row['peak_memory_bytes'] / 2**30:.2f} GiB"
             print(
                 f"{args.size} px, batch {args.batch}, {variant}: {row['images_per_second']:.1f} images/s "
-                f"({row['seconds_per_step'] * 1e3:.1f} ms/step), utilisation {report['rows'][-1]['flop_utilisation']:.1%}{peak}"
+                f"({row['seconds_per_step'] * 1e3:.1f} ms/step), "
+                f"utilisation {report['rows'][-1]['flop_utilisation']:.1%}{peak}"
             )
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -20,6 +20,7 @@ with a vendor EGL driver: on a GPU machine, make renderers inside workers or use
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import importlib.util
 import os
@@ -116,10 +117,8 @@ def _load_llvm_users_first() -> None:
     Both bundle LLVM; loading triton after llvmpipe's EGL context exists segfaults the process, while
     the other order is fine. Importing it here makes the order safe whatever the caller imports later.
     """
-    try:
+    with contextlib.suppress(ImportError):
         import triton  # noqa: F401
-    except ImportError:
-        pass
 
 
 def _process_context():

@@ -274,7 +274,7 @@ class RegressionModule(LightningModule):
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Game parameters (B, 267) of photos: an image tensor, {"image": ...} or a paired batch's source."""
         if isinstance(batch, dict):
-            batch = batch["source"] if "source" in batch else batch
+            batch = batch.get("source", batch)
             batch = batch["image"]
         return self(batch)
 

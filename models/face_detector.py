@@ -150,7 +150,9 @@ class BlazeFaceDetector(AlwaysEval):
         results = []
         for detections, (_, scale, offset) in zip(faces, boxed):
 
-            def to_photo(points):  # [0, 1] of the 128 px input -> letterbox pixels -> photo pixels
+            def to_photo(
+                points, offset=offset, scale=scale
+            ):  # [0, 1] of the 128 px input -> letterbox pixels -> photo pixels
                 return (points.reshape(-1, 2) * INPUT_SIZE - offset) / scale
 
             results.append([Detection(d.score, to_photo(d.box).reshape(4), to_photo(d.keypoints)) for d in detections])

@@ -245,3 +245,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def small_fit_args(target_root: str | Path, runs: str | Path) -> list[str]:
+    """LightningCLI flags shared by the tests that fit on a tiny screenshot set: its root, batch 8, no workers."""
+    return [
+        "--data.init_args.target_root",
+        str(target_root),
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.num_workers",
+        "0",
+        "--run.root",
+        str(runs),
+    ]

@@ -111,7 +111,10 @@ def test_mmd_gradient_reaches_both_sets(sigma):
 
 def test_fixed_sigma_is_eq7_and_multi_bandwidth_sums_them_around_the_median():
     x, y = torch.randn(5, 3), torch.randn(7, 3) + 1
-    k = lambda a, b, s: torch.exp(-torch.cdist(a, b).pow(2) / (2 * s**2))  # eq. 7
+
+    def k(a, b, s):
+        return torch.exp(-torch.cdist(a, b).pow(2) / (2 * s**2))  # eq. 7
+
     sigma = 1.3
     by_hand = k(x, x, sigma).mean() + k(y, y, sigma).mean() - 2 * k(x, y, sigma).mean()
     torch.testing.assert_close(mmd2(x, y, sigma), by_hand)
@@ -393,12 +396,12 @@ def _ddp_worker(rank: int, world: int, port: int, results) -> None:
 def test_ddp_gather_gives_the_global_loss_and_its_gradient(free_port):
     results = mp.get_context("spawn").SimpleQueue()
     mp.spawn(_ddp_worker, args=(2, free_port, results), nprocs=2)
-    by_rank = dict((rank, (loss, grads)) for rank, loss, grads in (results.get(), results.get()))
+    by_rank = {rank: (loss, grads) for rank, loss, grads in (results.get(), results.get())}
     full = [t.clone().requires_grad_() for t in _ddp_data()[:4]]
     loss = _ddp_loss(*full, _ddp_data()[4])
     loss.backward()
     world = 2
-    for rank, (rank_loss, _) in by_rank.items():
+    for _rank, (rank_loss, _) in by_rank.items():
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
     for i, tensor in enumerate(full):
         # DDP averages over ranks, so each rank's gradient / world is what DDP applies.

@@ -30,7 +30,7 @@ def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(subdivisions):
         midpoints, finer = {}, []
 
-        def mid(a, b):
+        def mid(a, b, midpoints=midpoints):
             key = (min(a, b), max(a, b))
             if key not in midpoints:
                 m = verts[a] + verts[b]

@@ -202,7 +202,7 @@ def test_augmentation_is_configurable_and_seeded():
 
 def draw(sampler, epoch):
     sampler.set_epoch(epoch)
-    return [batch for batch in sampler]
+    return list(sampler)
 
 
 def test_sampler_gives_p_identities_times_k_photos(caplog):

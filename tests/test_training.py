@@ -5,6 +5,7 @@ import functools
 import lightning as L
 import pytest
 import torch
+from fakes import small_fit_args
 
 from datamodules import CrossDomainDataModule
 from lightning_modules.imitator import ImitatorModule
@@ -88,14 +89,7 @@ def test_ddp_two_cpu_processes_through_the_cli(tmp_path, screenshot_set, run_cli
         "1",
         "--trainer.enable_progress_bar",
         "false",
-        "--data.init_args.target_root",
-        str(root),
-        "--data.init_args.batch_size",
-        "8",
-        "--data.init_args.num_workers",
-        "0",
-        "--run.root",
-        str(tmp_path / "runs"),
+        *small_fit_args(root, tmp_path / "runs"),
         "--run.wandb",
         "false",
         timeout=240,

@@ -93,7 +93,7 @@ def write_bin(
     """An insightface .bin: pickle of (encoded 112x112 JPEG bytes, is_same flags), images 2k, 2k+1 = pair k."""
     rng = np.random.default_rng(0)
     images = []
-    for i in range(2 * count):
+    for _i in range(2 * count):
         crop = image if image is not None else cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (112, 112))
         images.append(cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes())
     path.write_bytes(pickle.dumps((images, [k % 2 == 0 for k in range(count)]), protocol=protocol_version))
@@ -231,17 +231,28 @@ def test_missing_files_name_the_file_and_where_it_is_published(tmp_path, case, p
     if case in ("lfw_pairs", "lfw_image"):
         root = write_lfw(tmp_path / "lfw")
         (root / "pairs.txt" if case == "lfw_pairs" else root / "Bob_B" / "Bob_B_0002.jpg").unlink()
-        call = lambda: B.load("lfw", root, 32)
+
+        def call():
+            return B.load("lfw", root, 32)
     elif case == "cfp_list":
         root = write_cfp(tmp_path / "cfp-dataset")
         (root / "Protocol" / "Pair_list_P.txt").unlink()
-        call = lambda: B.load("cfp_fp", root, 32)
+
+        def call():
+            return B.load("cfp_fp", root, 32)
     elif case == "agedb":
-        call = lambda: B.load("agedb", tmp_path, 32)
+
+        def call():
+            return B.load("agedb", tmp_path, 32)
     elif case == "synthetic":
-        call = lambda: B.load("synthetic", tmp_path / "synthetic", 32)
+
+        def call():
+            return B.load("synthetic", tmp_path / "synthetic", 32)
     else:
-        call = lambda: B.locate("cfp_fp", tmp_path)
+
+        def call():
+            return B.locate("cfp_fp", tmp_path)
+
     with pytest.raises(B.MissingBenchmarkFile, match=pattern):
         call()
 
