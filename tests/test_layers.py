@@ -24,10 +24,6 @@ PACKAGE_RANK = {name: rank for rank, name in enumerate(LIBRARY_LAYERS)} | {
 PACKAGES = tuple(PACKAGE_RANK)
 CLI_FILE_NAMES = ("__main__.py", "cli.py")
 
-# Known violations outside this change, (importing file, imported module): each is being removed elsewhere
-# (eval/demo.py, eval/ablations.py and the study scripts move to studies/, eval/verify.py is split into a
-# library and a command line). Delete an entry when its import goes: a stale entry fails the test.
-
 
 @dataclass(frozen=True)
 class Violation:
