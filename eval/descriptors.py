@@ -66,14 +66,14 @@ def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]
 def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Module | None, str]:
     """The imitator for the imitator-vs-engine gap: `path`, else the one the first regression checkpoint that
     names one was trained through. (network, where it came from), or (None, why there is none)."""
-    from models.checkpoints import find_checkpoint, load_network
+    from models.checkpoints import find_checkpoint, load_network, read_checkpoint
 
     if path:
         return load_network(find_checkpoint(path), "net"), f"{path} (--imitator)"
     missing = []
     for spec in checkpoints:
         checkpoint = spec.split("=", 1)[-1]
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        saved = read_checkpoint(checkpoint, mmap=True)
         named = (saved.get("frozen_sources") or {}).get("imitator") or saved.get("hyper_parameters", {}).get(
             "imitator_checkpoint"
         )

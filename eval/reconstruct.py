@@ -27,7 +27,7 @@ from eval.align import AlignedFace, align_photo, read_photo
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
-from models.checkpoints import load_network
+from models.checkpoints import load_network, read_checkpoint
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -41,7 +41,7 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     """
     if ckpt is None or str(ckpt).lower() == "none":
         return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt)
     # The DataModule's state (docs/contracts.md section 6) sits under its class name; look in every entry.
     recorded = {v.get("parameter_table_version") for v in checkpoint.values() if isinstance(v, dict)} - {None}
     P.check_same_table(ckpt, ", ".join(sorted(recorded)), "this game", P.TABLE_VERSION)
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     # context exists crashes the process, as two LLVMs meet; the other order is fine.
     try:
         predictor = load_predictor(args.ckpt)
-    except (OSError, KeyError, ValueError) as error:
-        parser.error(f"--ckpt {args.ckpt}: {error}")
+    except (OSError, KeyError, ValueError) as error:  # one line naming the file and what is wrong, exit status 1
+        raise SystemExit(f"--ckpt: {error.args[0] if isinstance(error, KeyError) else error}") from None
     checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
     game = Game(args.size)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -125,8 +125,14 @@ def main(argv: list[str] | None = None) -> dict:
             bench = B.limit_pairs(bench, args.max_pairs) if args.max_pairs else bench
         benches[name] = bench
     face_id = None if args.face_id.lower() == "none" else args.face_id
-    descriptors, skipped = build_descriptors(args.ckpt, face_id, args.face_id_checkpoint, args.device)
-    baselines = build_baselines(args.baseline, face_id or "dlib", args.face_id_checkpoint, args.device, args.f2p_steps)
+    try:  # a missing, unreadable or refused checkpoint: one line naming the file, exit status 1
+        descriptors, skipped = build_descriptors(args.ckpt, face_id, args.face_id_checkpoint, args.device)
+        baselines = build_baselines(
+            args.baseline, face_id or "dlib", args.face_id_checkpoint, args.device, args.f2p_steps
+        )
+        imitator = load_imitator(args.imitator, args.ckpt) if args.likeness_images > 0 and face_id else (None, "")
+    except (OSError, KeyError, ValueError) as error:
+        raise SystemExit(error.args[0] if isinstance(error, KeyError) else str(error)) from None
     subset = [b for b in baselines if b.name == "f2p"] if args.f2p_pairs else []
     descriptors += [b for b in baselines if b not in subset]
     if not descriptors:
@@ -147,7 +153,6 @@ def main(argv: list[str] | None = None) -> dict:
         "paper": PAPER[args.mask],
     }
     visibility = read_visibility(args.visibility) if "synthetic" in benches else None
-    imitator = load_imitator(args.imitator, args.ckpt) if args.likeness_images > 0 and face_id else (None, "")
     report |= evaluate(benches, descriptors, args.batch_size, args.mask, visibility, args.likeness_images, imitator)
     if subset:  # F2P on fewer pairs, with F_id again so that its likeness is measured too
         face_ids = [d for d in descriptors if not d.is_parameters]

@@ -23,6 +23,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
 from game.parameters import check_same_table
+from lightning_modules.checkpoint_trust import CheckedLoading
 from losses import PAPER_OBJECTIVE, CrossDomainObjective, DomainBatch, Frozen, ObjectiveSettings
 from models.checkpoints import build_network, find_checkpoint, load_network, network_spec
 from models.face_geometry import build_face_geometry
@@ -33,7 +34,7 @@ from models.vqvae2 import VQVAE2, Quantizer, VQVAE2Output
 log = logging.getLogger(__name__)
 
 
-class RegressionModule(LightningModule):
+class RegressionModule(CheckedLoading, LightningModule):
     """Trains an injected encoder (E, D) and regressor R on (screenshot, photo) batches with eq. 12."""
 
     def __init__(
@@ -58,8 +59,10 @@ class RegressionModule(LightningModule):
         super().__init__()
         objective = ObjectiveSettings.of(objective, flat_objective)
         # {"class_path", "init_args"}: load_from_checkpoint of a module whose nets were saved as specs.
-        encoder = build_network(encoder) if isinstance(encoder, dict) else encoder
-        regressor = build_network(regressor) if isinstance(regressor, dict) else regressor
+        encoder = build_network(encoder, "hyper_parameters['encoder']") if isinstance(encoder, dict) else encoder
+        regressor = (
+            build_network(regressor, "hyper_parameters['regressor']") if isinstance(regressor, dict) else regressor
+        )
         # Networks as class path + init args (never pickled), so load_network(path, "encoder") rebuilds them
         # alone; optimizer and scheduler live in the run's config.yaml.
         self.save_hyperparameters(

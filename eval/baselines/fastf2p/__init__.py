@@ -244,10 +244,10 @@ def save_translator(path: str | Path, translator: Translator, face_id: str, **me
 
 def load_fastf2p(path: str | Path, face_id_checkpoint: str | None = None, device: str = "cpu") -> FastF2P:
     """FastF2P from a translator checkpoint, with the F_id it was trained with (LightCNN needs its checkpoint)."""
-    from models.checkpoints import load_network
+    from models.checkpoints import load_network, read_checkpoint
     from models.face_id import build_face_id
 
-    meta = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    meta = read_checkpoint(path).get("hyper_parameters", {})
     if "face_id" not in meta:
         raise KeyError(
             f"{path}: no hyper_parameters['face_id']; expected a checkpoint written by "
