@@ -31,15 +31,17 @@ import torch
 from eval import benchmarks as B
 from eval.descriptors import build_baselines, build_descriptors, load_imitator
 from eval.evaluate import add_rows, evaluate
+from eval.preflight import file_problem, folder_problem, refuse
 from eval.protocol import MASKS
 from eval.recovery import VISIBILITY_FILE, read_visibility
 from eval.report import PAPER, PROTOCOL, markdown
 
 REPO = Path(__file__).resolve().parents[1]
+PROG = "python eval/verify.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python eval/verify.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--bench", nargs="+", default=["lfw", "cfp_ff", "cfp_fp", "agedb"], choices=B.BENCHMARKS)
     parser.add_argument(
         "--ckpt",
@@ -106,15 +108,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_arguments(args: argparse.Namespace, out: Path) -> dict[str, Path]:
+    """Every file argument and number checked before a model or benchmark loads; {benchmark: its path}.
+
+    A problem stops the command with one line naming the argument, the file and what is wrong.
+    """
+    for flag in ("size", "batch_size", "synthetic_pairs", "max_pairs", "f2p_pairs", "f2p_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            refuse(PROG, f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    if args.likeness_images < 0:
+        refuse(PROG, f"--likeness-images must be 0 or more, got {args.likeness_images}")
+    for spec in args.ckpt:
+        if problem := file_problem(spec.split("=", 1)[-1], "checkpoint file"):
+            refuse(PROG, f"--ckpt {spec}: {problem}")
+    for spec in args.baseline:
+        kind, equals, path = spec.partition("=")
+        if not (kind and equals and path):
+            refuse(PROG, f"--baseline {spec!r}: expected KIND=PATH, e.g. fastf2p=runs/demo/fastf2p.ckpt")
+        if not Path(path).exists():
+            refuse(PROG, f"--baseline {spec}: {path} not found")
+    for flag in ("imitator", "face_id_checkpoint"):
+        if getattr(args, flag) and not Path(getattr(args, flag)).exists():
+            refuse(PROG, f"--{flag.replace('_', '-')} {getattr(args, flag)} not found")
+    paths = {}
+    for name in args.bench:
+        flag = name.replace("_", "-")
+        landmarks = getattr(args, f"landmarks_{name}", None)
+        if landmarks and (problem := file_problem(landmarks, "landmarks file")):
+            refuse(PROG, f"--landmarks-{flag} {problem}")
+        given = getattr(args, f"root_{name}")
+        if given and not Path(given).exists():
+            refuse(PROG, f"--root-{flag} {given} not found")
+        try:
+            paths[name] = Path(given) if given else B.locate(name, args.root)
+        except B.MissingBenchmarkFile as error:
+            refuse(PROG, str(error))
+    if problem := folder_problem(out):
+        refuse(PROG, f"--out {out}: {problem}")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Run the CLI; returns the report that it writes as results.json and results.md."""
+    """Run the CLI; returns the report that it writes as results.json and results.md.
+
+    Arguments are checked first (check_arguments); a benchmark file that does not read as its format stops it with
+    one line naming the file and its line or image index.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     created = datetime.datetime.now().isoformat(timespec="seconds")
     out = Path(args.out or REPO / "runs" / "eval" / created.replace(":", ""))
+    paths = check_arguments(args, out)
+    try:
+        return run(args, argv, paths, out, created)
+    except (B.MissingBenchmarkFile, B.BenchmarkFileError) as error:
+        refuse(PROG, str(error))
+
+
+def run(args: argparse.Namespace, argv: list[str] | None, paths: dict[str, Path], out: Path, created: str) -> dict:
+    """The evaluation of main, once its arguments are checked: benchmarks, descriptors, the report and its files."""
     benches = {}
     for name in args.bench:
-        path = getattr(args, f"root_{name}") or B.locate(name, args.root)
+        path = paths[name]
         landmarks = getattr(args, f"landmarks_{name}", None)
         bench = B.load(name, path, args.size, landmarks, args.synthetic_pairs, args.seed)
         if args.max_pairs:

@@ -3,6 +3,7 @@ protocol, Table 6's masks, the verify CLI end to end, and the training callback.
 
 import json
 import pickle
+import re
 import sys
 import types
 from pathlib import Path
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 from fakes import write_network_checkpoint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eval import benchmarks as B
 from eval import protocol
@@ -569,7 +572,7 @@ def test_cli_measures_the_likeness_of_the_engines_character(tmp_path, synthetic,
         assert "Likeness of the engine's character not measured: switched off (--likeness-images 0)" in markdown
 
 
-def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic):
+def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic, capsys):
     from eval.baselines.fastf2p import Translator, save_translator
     from eval.verify import main
 
@@ -607,8 +610,9 @@ def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic):
     markdown = (out / "results.md").read_text()
     assert "| fastf2p | " in markdown and "| f2p (4 pairs) | " in markdown
     assert "## Parameter recovery: f2p (4 pairs) on synthetic" in markdown
-    with pytest.raises(ValueError, match="KIND=PATH"):
+    with pytest.raises(SystemExit):  # checked with the other arguments, before anything loads
         main(["--bench", "synthetic", "--root-synthetic", str(synthetic), "--baseline", "fastf2p"])
+    assert "--baseline 'fastf2p': expected KIND=PATH" in capsys.readouterr().err
 
 
 def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
@@ -653,3 +657,142 @@ def test_recovery_interval_resamples_people_not_photos():
     assert by_person["interval"] == pytest.approx(people["interval"])
     width = lambda r: r["interval"][1] - r["interval"][0]  # noqa: E731
     assert width(by_photo) < 0.7 * width(by_person)
+
+
+# ------------------------------------------------------------------------------------- bad input (issue 12)
+
+
+def bad_pairs_line(tmp_path):
+    root = write_lfw(tmp_path / "benchmarks" / "lfw")
+    lines = (root / "pairs.txt").read_text().splitlines()
+    lines[3] = "Alice 1 two"
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    return ["--bench", "lfw", "--face-id", "none"], [str(root / "pairs.txt"), "line 4", "'Alice 1 two'"]
+
+
+def undecodable_bin(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    path = write_bin(tmp_path / "benchmarks" / "agedb_30.bin", 10)
+    images, is_same = pickle.loads(path.read_bytes())
+    images[7] = b"\xff\xd8 not a JPEG after all"
+    path.write_bytes(pickle.dumps((images, is_same)))
+    return ["--bench", "agedb", "--face-id", "none"], [str(path), "image 7 cannot be decoded"]
+
+
+def missing_ckpt(tmp_path):
+    write_lfw(tmp_path / "benchmarks" / "lfw")
+    ckpt = tmp_path / "no" / "run.ckpt"
+    return ["--bench", "lfw", "--detect", "--ckpt", f"mine={ckpt}"], [f"--ckpt mine={ckpt}", "not found"]
+
+
+@pytest.mark.parametrize("case", [bad_pairs_line, undecodable_bin, missing_ckpt])
+def test_cli_bad_input_is_one_line_naming_the_file(case, tmp_path, run_cli):
+    arguments, says = case(tmp_path)
+    out = tmp_path / "out"
+    common = ["--root", tmp_path / "benchmarks", "--size", "32", "--device", "cpu", "--out", out]
+    done = run_cli("eval/verify.py", *arguments, *common, check=False)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1, done.stderr[-2000:]  # no traceback
+    assert lines[0].startswith("python eval/verify.py: error: ") and all(s in lines[0] for s in says), lines[0]
+    assert not out.exists()  # --detect used to detect (and write) every photo before finding --ckpt missing
+
+
+# Property-based: whatever the file holds, a reader returns a correct benchmark or names the file (and line/index).
+
+TOKENS = ["Ann_A", "Bob_B", "Cy_C", "Alice", "1", "2", "3", "0", "-1", "two", "²", "10", "", "#", "\x00", "a/b", ".."]
+token = st.one_of(st.sampled_from(TOKENS), st.text(max_size=6))
+pair_line = st.lists(token, min_size=0, max_size=5).map(" ".join)
+pairs_text = st.one_of(
+    st.builds(
+        lambda head, body: "\n".join([head, *body]),
+        st.sampled_from(["10 1", "10 2", "1 10", "10"]),
+        st.lists(
+            st.one_of(st.sampled_from(["Ann_A 1 2", "Bob_B 1 2", "Ann_A 1 Cy_C 1", "Bob_B 2 Cy_C 1"]), pair_line),
+            min_size=0,
+            max_size=42,
+        ),
+    ),
+    st.text(max_size=200),
+)
+
+
+def expected_pairs(text: str, root: Path) -> list[tuple[Path, Path, bool]] | None:
+    """An independent reading of a pairs.txt: the pairs it means, or None where it is not a valid one."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    number = r"[1-9][0-9]*|0*[1-9][0-9]*"
+    if not lines or len(lines[0]) != 2 or lines[0][0] != "10" or not re.fullmatch(number, lines[0][1]):
+        return None
+    if len(lines) - 1 != 20 * int(lines[0][1]):
+        return None
+    pairs = []
+    for fields in lines[1:]:
+        if len(fields) not in (3, 4):
+            return None
+        a, b = ((fields[0], fields[1]), (fields[0], fields[2])) if len(fields) == 3 else (fields[:2], fields[2:])
+        if not all(re.fullmatch(number, k) and n in PEOPLE and int(k) <= PEOPLE[n] for n, k in (a, b)):
+            return None
+        pairs.append((*(root / n / f"{n}_{int(k):04d}.jpg" for n, k in (a, b)), len(fields) == 3))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def lfw_root(tmp_path_factory):
+    return write_lfw(tmp_path_factory.mktemp("fuzz") / "lfw")
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=pairs_text, raw=st.one_of(st.none(), st.binary(max_size=64)))
+def test_lfw_pairs_reader_is_right_or_names_the_file(lfw_root, text, raw):
+    pairs_file = lfw_root / "pairs.txt"
+    pairs_file.write_bytes(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
+    try:
+        bench = B.read_lfw(lfw_root, 32)
+    except B.BenchmarkFileError as error:
+        assert str(error).startswith(f"{pairs_file}: ")
+        return
+    except B.MissingBenchmarkFile as error:  # a well-formed line naming a photo that is not there
+        assert str(lfw_root) in str(error)
+        return
+    expected = expected_pairs(pairs_file.read_text(), lfw_root)
+    assert expected is not None, "read a pairs.txt that is not a valid one"
+    got = [(Path(bench.sources[a]), Path(bench.sources[b]), bool(s)) for (a, b), s in zip(bench.pairs, bench.is_same)]
+    assert got == expected and np.bincount(bench.folds).tolist() == [len(expected) // 10] * 10
+
+
+JPEG = cv2.imencode(".jpg", np.full((112, 112, 3), 90, np.uint8))[1].tobytes()
+bin_image = st.one_of(st.just(JPEG), st.binary(max_size=30), st.integers(), st.none(), st.text(max_size=5))
+bin_flag = st.one_of(st.booleans(), st.integers(-1, 2), st.none(), st.text(max_size=3))
+
+
+@st.composite
+def bin_contents(draw):
+    """(file bytes, the (images, flags) they pickle or None for random bytes): mostly the right shape."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200)), None
+    flags = draw(st.lists(bin_flag if draw(st.booleans()) else st.booleans(), max_size=4))
+    extra = draw(st.integers(0, 1))
+    image = bin_image if draw(st.booleans()) else st.just(JPEG)
+    images = draw(st.lists(image, min_size=2 * len(flags) + extra, max_size=2 * len(flags) + extra))
+    return pickle.dumps((images, flags), protocol=draw(st.sampled_from([2, 4, 5]))), (images, flags)
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=bin_contents())
+def test_bin_reader_is_right_or_names_the_file_and_image(tmp_path_factory, drawn):
+    contents, meant = drawn
+    path = tmp_path_factory.mktemp("bin") / "lfw.bin"
+    path.write_bytes(contents)
+    try:
+        bench = B.read_bin(path, 32)
+    except B.BenchmarkFileError as error:
+        assert str(error).startswith(f"{path}: ")
+        if meant and meant[1] and all(isinstance(f, bool) for f in meant[1]) and len(meant[0]) == 2 * len(meant[1]):
+            bad = [i for i, image in enumerate(meant[0]) if image != JPEG]
+            assert bad and f"image {bad[0]} cannot be decoded" in str(error)  # else it should have been read
+        return
+    assert meant is not None, "read random bytes as a .bin"
+    images, flags = meant
+    assert len(flags) > 0 and len(images) == 2 * len(flags) and all(image == JPEG for image in images)
+    assert all(f in (0, 1) and not isinstance(f, str) for f in flags)
+    assert bench.is_same.tolist() == [bool(f) for f in flags]
+    assert all(bench.image(i).shape == (32, 32, 3) for i in range(bench.num_images))

@@ -37,9 +37,17 @@ class MissingBenchmarkFile(FileNotFoundError):
     """A benchmark file is not where it should be; the message names it and where the benchmark is published."""
 
 
+class BenchmarkFileError(ValueError):
+    """A benchmark file is there but does not read as its format; the message names it (and the line or index)."""
+
+
 def require(path: Path, source: str) -> Path:
     """`path` if it exists, else MissingBenchmarkFile naming it and where `source` ("lfw", "cfp", ...) is published."""
-    if not Path(path).exists():
+    try:
+        found = Path(path).exists()
+    except (OSError, ValueError) as error:  # a name too long, or with a NUL byte, cannot even be looked up
+        raise MissingBenchmarkFile(f"{path} cannot be looked up ({error})") from None
+    if not found:
         raise MissingBenchmarkFile(
             f"{path} not found. The benchmark is published at {WHERE[source]}; "
             f"place it there yourself (nothing is downloaded at run time)."
@@ -90,7 +98,10 @@ class Benchmark:
 
     def image(self, index: int) -> np.ndarray:
         """Image `index` as uint8 (S, S, 3) RGB, aligned to the template."""
-        image = read_image(self.sources[index])
+        try:
+            image = read_image(self.sources[index])
+        except ValueError as error:
+            raise BenchmarkFileError(f"{self.name}: image {index} of the benchmark: {error}") from None
         points = self.points[index]
         if points is None:
             points = self.placement * (image.shape[1], image.shape[0])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.benchmarks.base import FIXED_PLACEMENT, NUM_FOLDS, Benchmark, read_image, require
+from eval.benchmarks.base import FIXED_PLACEMENT, NUM_FOLDS, Benchmark, BenchmarkFileError, read_image, require
 
 
 class _Images:
@@ -23,19 +23,40 @@ class _Images:
         return list(self.index)
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, or BenchmarkFileError naming it."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise BenchmarkFileError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except IsADirectoryError:
+        raise BenchmarkFileError(f"{path}: is a folder, not a text file") from None
+
+
 def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
     """Lines "relative/path x1 y1 ... x5 y5" (template order, pixels, centres at +0.5) -> {path sans suffix: (5, 2)}."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"landmarks file {path} not found")
     landmarks = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(_read_lines(Path(path)), 1):
         fields = line.replace(",", " ").split()
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 11:
-            raise ValueError(f"{path}: line {number} has {len(fields)} fields; expected a name and 10 numbers")
-        landmarks[_key(fields[0])] = np.array(fields[1:], np.float64).reshape(5, 2)
+            raise BenchmarkFileError(f"{path}: line {number} has {len(fields)} fields; expected a name and 10 numbers")
+        try:
+            points = np.array(fields[1:], np.float64).reshape(5, 2)
+        except ValueError:
+            points = np.full((5, 2), np.nan)
+        if not np.isfinite(points).all():
+            raise BenchmarkFileError(f"{path}: line {number}: the 10 values after the name must be finite numbers")
+        landmarks[_key(fields[0])] = points
     return landmarks
+
+
+def _is_count(text: str) -> bool:
+    """Whether `text` is a positive whole number in ASCII digits (str.isdigit also takes '²' and '٣')."""
+    return text.isascii() and text.isdigit() and int(text) > 0
 
 
 def _key(path: str | Path) -> str:
@@ -92,27 +113,33 @@ def read_lfw(root: str | Path, size: int, landmarks: str | Path | None = None) -
     """
     root = Path(root)
     pairs_file = require(root / "pairs.txt", "lfw")
-    lines = [line for line in pairs_file.read_text().splitlines() if line.strip()]
-    try:
-        num_folds, per_fold = (int(v) for v in lines[0].split())
-    except ValueError:
-        raise ValueError(
-            f"{pairs_file}: the first line must be '<folds> <pairs per fold>' like '10 300', got {lines[0]!r}"
-        ) from None
-    if len(lines) - 1 != num_folds * per_fold * 2:
-        raise ValueError(
-            f"{pairs_file}: expected {num_folds * per_fold * 2} pair lines after the header, got {len(lines) - 1}"
+    # Line numbers count every line of the file, blank ones too, so that an error points where an editor does.
+    lines = [(number, line.split()) for number, line in enumerate(_read_lines(pairs_file), 1) if line.strip()]
+    header = lines[0][1] if lines else []
+    if len(header) != 2 or not all(_is_count(v) for v in header) or int(header[0]) != NUM_FOLDS or int(header[1]) < 1:
+        got = f"line {lines[0][0]}: {' '.join(header)!r}" if lines else "an empty file"
+        raise BenchmarkFileError(
+            f"{pairs_file}: the first line must be '{NUM_FOLDS} <pairs per fold>' like '10 300', got {got}"
+        )
+    per_fold = int(header[1])
+    if len(lines) - 1 != NUM_FOLDS * per_fold * 2:
+        raise BenchmarkFileError(
+            f"{pairs_file}: expected {NUM_FOLDS * per_fold * 2} pair lines after the header, got {len(lines) - 1}"
         )
     images, pairs, same = _Images(), [], []
-    for number, line in enumerate(lines[1:], 2):
-        fields = line.split()
+    for number, fields in lines[1:]:
         if len(fields) == 3:  # name n1 n2: one person
             a, b = (fields[0], fields[1]), (fields[0], fields[2])
         elif len(fields) == 4:  # name1 n1 name2 n2: two people
             a, b = (fields[0], fields[1]), (fields[2], fields[3])
         else:
-            raise ValueError(
+            raise BenchmarkFileError(
                 f"{pairs_file}: line {number} has {len(fields)} fields; expected 'name n1 n2' or 'name1 n1 name2 n2'"
+            )
+        if not (_is_count(a[1]) and _is_count(b[1])) or "\0" in a[0] + b[0]:
+            raise BenchmarkFileError(
+                f"{pairs_file}: line {number} is {' '.join(fields)!r}; image numbers must be whole numbers from 1, "
+                "as in 'name 1 2' or 'name1 1 name2 3'"
             )
         pairs.append([images(root / n / f"{n}_{int(k):04d}.jpg") for n, k in (a, b)])
         same.append(len(fields) == 3)
