@@ -188,11 +188,11 @@ def run(args: argparse.Namespace, argv: list[str] | None, paths: dict[str, Path]
         )
         imitator = load_imitator(args.imitator, args.ckpt) if args.likeness_images > 0 and face_id else (None, "")
     except (OSError, KeyError, ValueError) as error:
-        raise SystemExit(error.args[0] if isinstance(error, KeyError) else str(error)) from None
+        refuse(PROG, error.args[0] if isinstance(error, KeyError) else str(error))
     subset = [b for b in baselines if b.name == "f2p"] if args.f2p_pairs else []
     descriptors += [b for b in baselines if b not in subset]
     if not descriptors:
-        raise SystemExit("no descriptor to evaluate: give --ckpt and/or a loadable --face-id")
+        refuse(PROG, "no descriptor to evaluate: give --ckpt and/or a loadable --face-id")
     report = {
         "kind": "likeness.verification",
         "version": 1,

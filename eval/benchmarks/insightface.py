@@ -15,7 +15,9 @@ class _BinUnpickler(pickle.Unpickler):
     """Unpickles (list of bytes, list of bools) only: a .bin cannot run code (pickle otherwise could)."""
 
     ALLOWED = {
-        ("_codecs", "encode"),
+        ("_codecs", "encode"),  # bytes as protocol 2 writes them from Python 3
+        ("__builtin__", "bytes"),  # b"" at protocol 2
+        ("builtins", "bytes"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy", "bool_"),
