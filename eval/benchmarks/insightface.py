@@ -54,6 +54,7 @@ def _check_contents(path: Path, loaded) -> tuple[list[bytes], np.ndarray]:
         # A decode at 1/8 scale is cheap (a whole agedb_30.bin in about a second) and finds what is not an image.
         if (
             not isinstance(image, (bytes, bytearray))
+            or not image  # OpenCV asserts on an empty buffer instead of returning None
             or cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_REDUCED_COLOR_8) is None
         ):
             raise BenchmarkFileError(f"{path}: image {index} cannot be decoded (expected encoded JPEG or PNG bytes)")
