@@ -22,7 +22,7 @@ from torch.utils.data.dataloader import default_collate
 from datamodules.photo_sets import PhotoSet, PhotoSource, open_photo_set
 from datamodules.photos import PhotoDataset, build_augmentation
 from datamodules.sampler import EpochShuffleSampler, IdentityBatchSampler
-from datamodules.screenshots import ScreenshotDataset, ScreenshotSet, open_screenshot_set
+from datamodules.screenshots import ON_CORRUPT, OnCorrupt, ScreenshotDataset, ScreenshotSet, open_screenshot_set
 from datamodules.split import load_or_make_split
 from game.parameters import check_same_table
 
@@ -58,6 +58,11 @@ class CrossDomainDataModule(LightningDataModule):
     an epoch is the longer side, the shorter restarts (the source with a fresh draw). Photos are
     aligned to the template at S; the train photos are augmented. Under DDP the trainer needs
     `use_distributed_sampler: false`: every loader here shards itself by rank.
+
+    `on_corrupt` (screenshots; the photos have `source.on_corrupt`): "raise" stops at a missing or undecodable
+    screenshot, naming it; "skip" logs it with a count and serves the next readable row of the split instead (its
+    own parameters with it), so a long run survives a damaged file. `python -m game generate` with the set's
+    arguments re-renders damaged images.
     """
 
     def __init__(
@@ -73,8 +78,11 @@ class CrossDomainDataModule(LightningDataModule):
         persistent_workers: bool = True,
         source: PhotoSource | None = None,
         generate: dict[str, Any] | None = None,
+        on_corrupt: OnCorrupt = "raise",
     ) -> None:
         super().__init__()
+        if on_corrupt not in ON_CORRUPT:
+            raise ValueError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
         self.source = PhotoSource.of(source) if source is not None else None  # a dict works too: Python, checkpoints
         source = asdict(self.source) if isinstance(source, PhotoSource) else source  # hyper-parameters: plain data
         self.save_hyperparameters(logger=False)
@@ -100,7 +108,7 @@ class CrossDomainDataModule(LightningDataModule):
 
     def _open(self) -> ScreenshotSet:
         if self.screenshots is None:
-            self.screenshots = open_screenshot_set(self.hparams.target_root)
+            self.screenshots = open_screenshot_set(self.hparams.target_root, self.hparams.on_corrupt)
         return self.screenshots
 
     def _split(self) -> dict:
@@ -165,8 +173,9 @@ class CrossDomainDataModule(LightningDataModule):
             log.warning(
                 "%s holds %d px images; resizing each to %d px on load", screenshots.root, screenshots.size, size
             )
-        self.train_dataset = ScreenshotDataset(screenshots, split["train"], size)
-        self.val_dataset = ScreenshotDataset(screenshots, split["val"], size)
+        on_corrupt = self.hparams.on_corrupt
+        self.train_dataset = ScreenshotDataset(screenshots, split["train"], size, on_corrupt)
+        self.val_dataset = ScreenshotDataset(screenshots, split["val"], size, on_corrupt)
         if len(self.train_dataset) < self.hparams.batch_size:
             raise ValueError(
                 f"{self.split_file}: the train split has {len(self.train_dataset)} samples, fewer than one "

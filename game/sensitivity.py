@@ -23,6 +23,10 @@ def measure(
     size: int = 256, faces: int = 8, delta: float = 0.5, seed: int = 0, indices=None, progress: bool = True
 ) -> np.ndarray:
     """(267,) mean absolute pixel change (0-255 scale) per unit of each parameter, by central differences."""
+    if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or faces < 1:
+        raise ValueError(f"faces must be a positive integer (random faces to average over), got {faces!r}")
+    if not delta > 0 or P.LOW + delta >= P.HIGH - delta:
+        raise ValueError(f"delta must be in (0, {(P.HIGH - P.LOW) / 2}), got {delta!r}")
     game = Game(size, "game")
     rng = np.random.default_rng(seed)
     # Stay delta inside the range so both probes are valid and the step is exactly 2 * delta.
