@@ -28,14 +28,19 @@ def network_spec(net: nn.Module) -> dict:
         raise TypeError(f"{cls.__qualname__} must keep its constructor arguments {missing} as attributes")
     init_args = {name: getattr(net, name) for name in names}
     init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in init_args.items()}  # YAML-friendly
+    # A network built from networks (a reader's E and R) keeps theirs as nested specs.
+    init_args = {k: network_spec(v) if isinstance(v, nn.Module) else v for k, v in init_args.items()}
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
 def build_network(spec: dict) -> nn.Module:
-    """Instantiate a network from its {"class_path", "init_args"}."""
+    """Instantiate a network from its {"class_path", "init_args"}, nested network specs first."""
     module_name, _, class_name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**spec["init_args"])
+    init_args = spec["init_args"]
+    return cls(
+        **{k: build_network(v) if isinstance(v, dict) and "class_path" in v else v for k, v in init_args.items()}
+    )
 
 
 def load_network(checkpoint_path: str | Path, key: str = "net", map_location: str = "cpu") -> nn.Module:
