@@ -31,6 +31,8 @@ NETWORK_CLASSES = frozenset(
         "models.imitator.Imitator",
         "models.vqvae2.VQVAE2",
         "models.regressor.Regressor",
+        "models.readers.TimmReader",
+        "models.readers.EncoderRegressorReader",
         "eval.baselines.fastf2p.Translator",
     }
 )
@@ -103,6 +105,8 @@ def network_spec(net: nn.Module) -> dict:
         raise TypeError(f"{cls.__qualname__} must keep its constructor arguments {missing} as attributes")
     init_args = {name: getattr(net, name) for name in names}
     init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in init_args.items()}  # YAML-friendly
+    # A network built from networks (a reader's E and R) keeps theirs as nested specs.
+    init_args = {k: network_spec(v) if isinstance(v, nn.Module) else v for k, v in init_args.items()}
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
@@ -113,8 +117,12 @@ def build_network(spec: dict, source: str | Path = "network spec") -> nn.Module:
     module_name, _, class_name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     init_args = spec.get("init_args", {})
+    # Networks made of networks (models.readers) hold their parts' specs, each built (and checked above) first.
+    built = {
+        k: build_network(v, source) if isinstance(v, dict) and "class_path" in v else v for k, v in init_args.items()
+    }
     try:
-        return cls(**init_args)
+        return cls(**built)
     except (TypeError, ValueError) as error:  # init_args that do not fit the class's constructor
         raise CheckpointError(
             f"{source}: cannot build {spec['class_path']} from init_args {init_args}: {error}"
