@@ -22,7 +22,11 @@ import yaml
 from models.checkpoints import CheckpointError, check_network_classes, class_paths, read_checkpoint
 
 MODULE_CLASSES = frozenset(
-    {"lightning_modules.imitator.ImitatorModule", "lightning_modules.regression.RegressionModule"}
+    {
+        "lightning_modules.imitator.ImitatorModule",
+        "lightning_modules.regression.RegressionModule",
+        "lightning_modules.reader.ParameterReaderModule",
+    }
 )
 INSTANTIATORS = frozenset({"lightning.pytorch.cli.instantiate_module"})  # what LightningCLI writes
 NETWORK_SLOTS = ("net", "encoder", "regressor")  # hyper-parameters that hold a network spec

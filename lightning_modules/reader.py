@@ -12,11 +12,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
+from lightning_modules.checkpoint_trust import CheckedLoading
 from models.checkpoints import build_network, network_spec
 from models.readers import ReaderOutput
 
 
-class ParameterReaderModule(LightningModule):
+class ParameterReaderModule(CheckedLoading, LightningModule):
     """Trains an injected reader (images -> parameters, auxiliary loss; models/readers.py) on the MSE to the true
     parameters; logs train/loss, val/loss and val/rmse_ratio, the held-out RMSE over that of predicting 0 (the
     neutral face).

@@ -349,3 +349,17 @@ def test_verify_cli_exits_with_one_line_for_a_bad_checkpoint(tmp_path, monkeypat
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code not in (0, None) and len(lines) == 1 and str(path) in lines[0] and says in lines[0]
     assert not (tmp_path / "touched").exists() and not (tmp_path / "out").exists()
+
+
+def test_reader_module_refuses_a_crafted_network_and_loads_its_own(tmp_path):
+    from lightning_modules.reader import ParameterReaderModule
+    from models.readers import TimmReader
+
+    module = ParameterReaderModule(TimmReader("resnet18"))
+    good = lightning_checkpoint(tmp_path / "good.ckpt", module, False)
+    assert isinstance(ParameterReaderModule.load_from_checkpoint(good).net, TimmReader)
+    touched = tmp_path / "touched"
+    bad = lightning_checkpoint(tmp_path / "bad.ckpt", module, False, net=run_subprocess_spec(tmp_path))
+    with pytest.raises(CheckpointError, match="subprocess.run") as error:
+        ParameterReaderModule.load_from_checkpoint(bad)
+    assert str(bad) in str(error.value) and not touched.exists()
