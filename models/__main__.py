@@ -6,10 +6,11 @@ import argparse
 
 
 def _fetch(args) -> None:
-    from models.weights import FACE_API_VERSION, MEDIAPIPE_VERSION, fetch_face_api, fetch_mediapipe
+    from models import weights
 
-    print(f"mediapipe {MEDIAPIPE_VERSION} assets -> {fetch_mediapipe(force=args.force)}")
-    print(f"face-api {FACE_API_VERSION} assets -> {fetch_face_api(force=args.force)}")
+    print(f"mediapipe {weights.MEDIAPIPE_VERSION} assets -> {weights.fetch_mediapipe(force=args.force)}")
+    print(f"face-api {weights.FACE_API_VERSION} assets -> {weights.fetch_face_api(force=args.force)}")
+    print(f"human-models {weights.HUMAN_MODELS_VERSION} assets -> {weights.fetch_human_models(force=args.force)}")
 
 
 def _where(args) -> None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from game.framing import similarity_to_template
 from models.extractor import FrozenExtractor, TemplateCrop
+from models.tfjs import decode_tfjs_weights
 from models.weights import face_api_asset
 
 # Our five template points on dlib's mean face (get_face_chip_details, dlib/image_transforms/interpolation.h),
@@ -44,23 +45,10 @@ DLIB_MEAN_RGB = (122.782, 117.001, 104.298)  # face-api subtracts this from 0-25
 
 
 def read_tfjs_weights(manifest_path: str | os.PathLike, bin_path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """TFJS layers weights (manifest + one .bin), uint8/uint16 affine-quantised or float32, as float32 tensors."""
+    """TFJS layers weights (manifest + one .bin) as float32 tensors (decoded by models.tfjs)."""
     manifest = json.loads(Path(manifest_path).read_text())
-    buffer, offset, weights = Path(bin_path).read_bytes(), 0, {}
-    for spec in (w for group in manifest for w in group["weights"]):
-        count = int(np.prod(spec["shape"]))
-        quantization = spec.get("quantization")
-        dtype = np.dtype(quantization["dtype"] if quantization else spec["dtype"])
-        if dtype.name not in ("uint8", "uint16", "float32"):
-            raise ValueError(f"{manifest_path}: weight {spec['name']} has unsupported dtype {dtype.name}")
-        raw = np.frombuffer(buffer, dtype, count, offset)
-        offset += count * dtype.itemsize
-        # tfjs dequantises in float64 before storing float32: v = q * scale + min.
-        values = raw * quantization["scale"] + quantization["min"] if quantization and dtype.kind == "u" else raw
-        weights[spec["name"]] = torch.from_numpy(values.astype(np.float32).reshape(spec["shape"]))
-    if offset != len(buffer):
-        raise ValueError(f"{bin_path}: {len(buffer)} bytes, but {manifest_path} describes {offset}")
-    return weights
+    specs = [w for group in manifest for w in group["weights"]]
+    return decode_tfjs_weights(specs, Path(bin_path).read_bytes(), f"{bin_path} (manifest {manifest_path})")
 
 
 class _ConvScale(nn.Module):

