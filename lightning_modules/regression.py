@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from models.face_id import build_face_id
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2, Quantizer, VQVAE2Output
 
+# F_id of L_id: never "faceres", the held-out judge of likeness (models/faceres.py), which no loss may see.
+TrainingFaceId = Literal["dlib", "lightcnn29v2"]
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +46,7 @@ class RegressionModule(CheckedLoading, LightningModule):
         regressor: Regressor,
         imitator_checkpoint: str,
         face_geometry: str | None = "landmarks",
-        face_id: str | None = "dlib",
+        face_id: TrainingFaceId | None = "dlib",
         face_geometry_checkpoint: str | None = None,
         face_id_checkpoint: str | None = None,
         objective: ObjectiveSettings = PAPER_OBJECTIVE,
@@ -99,6 +102,8 @@ class RegressionModule(CheckedLoading, LightningModule):
                 f"image sizes differ: {sizes} (imitator from {self.imitator_file}); the encoder and "
                 f"regressor must work at the size the imitator renders"
             )
+        if face_id is not None and face_id not in get_args(TrainingFaceId):
+            raise ValueError(f"face_id {face_id!r} cannot train L_id; one of {get_args(TrainingFaceId)} or None")
         # An extractor is built only for a term that is on: switching a loss off is an explicit weight 0.
         on = objective.lambda_consistency > 0
         f3d = self._extractor(

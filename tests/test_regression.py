@@ -529,3 +529,8 @@ def test_the_objective_settings_are_one_dataclass_saved_as_a_plain_dict(imitator
     assert "lambda_domain" not in old.hparams and old.hparams.objective["weight_id"] == 0.0
     with pytest.raises(TypeError, match=r"unexpected arguments \['lambda_domian'\]"):
         tiny_module(imitator_file, lambda_domian=0.0)
+
+
+def test_the_held_out_judge_cannot_be_a_training_loss(imitator_file):
+    with pytest.raises(ValueError, match="faceres"):
+        tiny_module(imitator_file, face_id="faceres")
