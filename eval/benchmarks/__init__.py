@@ -6,7 +6,8 @@ with the least-squares similarity from five points per image; where a benchmark 
 placement stands in (stated per reader). Outside the source image the warp replicates the edge pixels.
 Nothing is ever downloaded: a missing file is an error naming it and where the benchmark is published.
 Here: which benchmarks there are, where they sit under a root, `load` and `limit_pairs`; the readers are in
-base.py (the `Benchmark`), photos.py (LFW, CFP, landmarks files), insightface.py (.bin) and synthetic.py.
+base.py (the `Benchmark`), photos.py (LFW, CFP, landmarks files), insightface.py (.bin) and synthetic.py;
+held_out.py builds the held-out likeness benchmark (python -m bench.likeness).
 """
 
 from __future__ import annotations
