@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from datamodules.screenshots import IMAGE_SUFFIXES, NUM_PARAMETERS, is_number, open_screenshot_set
 from datamodules.split import load_or_make_split
-from game.framing import TEMPLATE, similarity_to_template
+from game.framing import TEMPLATE, align_to_template
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would ask PyPI for a newer version on import
 import albumentations as A  # noqa: E402
@@ -285,21 +285,6 @@ def read_photo(path: Path) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for corrupt or truncated files
         raise ValueError(f"{path}: cannot decode image ({error})") from None
     return np.asarray(image)
-
-
-def align_to_template(image: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
-    """Warp a uint8 photo so its five points land on the template at `size` px (least-squares similarity)."""
-    height, width = image.shape[:2]
-    scale = np.hypot(*similarity_to_template(points, size)[:, 0])
-    if scale < 1.0:
-        # Shrink by area averaging first: warpAffine samples bilinearly and would alias when downscaling.
-        shrunk = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, shrunk, interpolation=cv2.INTER_AREA)
-        points = points * np.array([shrunk[0] / width, shrunk[1] / height])
-    matrix = similarity_to_template(points, size)
-    # Our coordinates put pixel centres at +0.5, OpenCV's at integers: shift into and out of them.
-    matrix[:, 2] += matrix[:, :2] @ [0.5, 0.5] - 0.5
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 AUGMENT_DEFAULTS = {
