@@ -8,14 +8,15 @@ N ?= 2000
 SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
+LINT_PACKAGES = $(wildcard game models losses datamodules lightning_modules callbacks eval bench studies) tests
 
-.PHONY: help setup test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
+.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## install packages into .venv, the renderer's Debian packages, and the weight cache
-$(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py
+$(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py models/__main__.py
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	  else echo "Missing Debian packages for headless rendering; run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
@@ -26,9 +27,13 @@ $(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
-	$(PY) -m models.weights fetch
-	$(PY) -m game build-assets
+	$(PY) -m models fetch
 	touch $@
+
+lint: setup ## ruff (lint, format check) and pylint's duplicate-code check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pylint $(LINT_PACKAGES)
 
 test: setup ## run the default test suite (CPU, a few minutes)
 	$(PY) -m pytest -m "not slow" -q
@@ -52,10 +57,10 @@ train-main: setup ## cross-domain regression, needs the imitator run (EXP=experi
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
 
 demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md
-	$(PY) -m eval.demo
+	$(PY) -m studies.demo
 
 demo-ablations: setup ## full model + 3 ablations x 3 seeds at demo scale (long) -> runs/ablations/ABLATIONS.md
-	$(PY) -m eval.ablations
+	$(PY) -m studies.ablations
 
 verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
 	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)

@@ -164,7 +164,7 @@ step engine_render 60 "$PY" - "$OUT/engine_gpu.json" "$RENDER_COUNT" "$RENDER_SI
 import json, sys, time
 import numpy as np
 from game.render import _process_context, render_backends
-from eval.likeness import engine_renders
+from game.engine import engine_renders
 out, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 report = {"backends": render_backends()}
 context, _ = _process_context()

@@ -20,19 +20,20 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from lightning_modules.checkpoints import load_network
+from game.parameters import NUM_PARAMETERS
+from models.checkpoints import load_network
 
 DEFAULT_SEED = 20211020  # not the seed of any generated set (those default to 0)
 
 
 def render_with_engine(parameters: np.ndarray, size: int) -> np.ndarray:
     """The game engine's screenshots of (N, 267) parameters: uint8 (N, S, S, 3) RGB, `game` style."""
-    from eval.likeness import game_engine  # the one place that knows the engine's API
+    from game.engine import game_engine
 
     return game_engine(size).render_batch(parameters.astype(np.float32))
 
 
-def held_out_parameters(count: int, seed: int, num_parameters: int = 267) -> np.ndarray:
+def held_out_parameters(count: int, seed: int, num_parameters: int = NUM_PARAMETERS) -> np.ndarray:
     """Fresh vectors from the uniform prior, float32 (count, num_parameters)."""
     return np.random.default_rng(seed).uniform(-2.5, 2.5, (count, num_parameters)).astype(np.float32)
 

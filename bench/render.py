@@ -32,12 +32,12 @@ def _measure(style: str, size: int, count: int) -> dict:
     from game import parameters as P
     from game.dataset import _encode, generate
     from game.engine import Game
-    from game.render import Lighting
+    from game.shading import Lighting
 
     game = Game(size, style)
     params = P.sample_uniform(np.random.default_rng(0), count)
     vertices = game.head.vertices.astype(np.float32)
-    colours, gloss = game.appearance(np.zeros(267, np.float32))
+    colours, gloss = game.appearance(np.zeros(P.NUM_PARAMETERS, np.float32))
     game.renderer.render(vertices, colours, game.camera, Lighting.studio(), gloss)  # context + buffers
 
     start = time.perf_counter()
@@ -107,7 +107,8 @@ def _measure(style: str, size: int, count: int) -> dict:
 
 def _table(results: list[dict]) -> str:
     lines = [
-        "| style | px | bare raster /s | end-to-end /s (1 proc) | ratio (goal >= 0.30) | end-to-end /s (2 procs) | 100K set | KiB/img | peak RSS MiB |",
+        "| style | px | bare raster /s | end-to-end /s (1 proc) | ratio (goal >= 0.30) | end-to-end /s (2 procs) "
+        "| 100K set | KiB/img | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -115,7 +116,8 @@ def _table(results: list[dict]) -> str:
         lines.append(
             f"| {r['style']} | {r['size']} | {r['bare_raster_per_s']:.0f} | {r['end_to_end_per_s_1_process']:.0f} | "
             f"{r['ratio_end_to_end_to_bare']:.2f} | {r['end_to_end_per_s_2_processes']:.0f} | {minutes:.1f} min, "
-            f"{100_000 * r['bytes_per_image'] / 2**30:.1f} GiB | {r['bytes_per_image'] / 1024:.1f} | {r['peak_rss_mib']:.0f} |"
+            f"{100_000 * r['bytes_per_image'] / 2**30:.1f} GiB | {r['bytes_per_image'] / 1024:.1f} | "
+            f"{r['peak_rss_mib']:.0f} |"
         )
     lines += [
         "",
@@ -162,8 +164,10 @@ def main(argv=None) -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             results.append(result)
             print(
-                f"{style:5s} {size:3d}px  bare {result['bare_raster_per_s']:7.0f}/s  end-to-end {result['end_to_end_per_s_1_process']:6.0f}/s "
-                f"(ratio {result['ratio_end_to_end_to_bare']:.2f}), 2 procs {result['end_to_end_per_s_2_processes']:6.0f}/s"
+                f"{style:5s} {size:3d}px  bare {result['bare_raster_per_s']:7.0f}/s  "
+                f"end-to-end {result['end_to_end_per_s_1_process']:6.0f}/s "
+                f"(ratio {result['ratio_end_to_end_to_bare']:.2f}), "
+                f"2 procs {result['end_to_end_per_s_2_processes']:6.0f}/s"
             )
     machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.inference import (
+from bench.timing import (
     VARIANTS,
     device_name,
     matmul_flops_per_second,
@@ -42,7 +42,8 @@ def imitator_steps(
     net: nn.Module | None = None,
 ) -> dict:
     """Images/s, FLOPs and peak GPU memory of Adam steps on `net` (default Imitator(size)) with an L2 loss."""
-    from models.imitator import NUM_PARAMETERS, Imitator
+    from game.parameters import NUM_PARAMETERS
+    from models.imitator import Imitator
 
     device, on = torch.device(device), variant_settings(variant)
     layout = torch.channels_last if on["channels_last"] else torch.contiguous_format
@@ -124,7 +125,8 @@ def main(argv=None) -> dict:
             peak = "" if row["peak_memory_bytes"] is None else f", peak {row['peak_memory_bytes'] / 2**30:.2f} GiB"
             print(
                 f"{args.size} px, batch {args.batch}, {variant}: {row['images_per_second']:.1f} images/s "
-                f"({row['seconds_per_step'] * 1e3:.1f} ms/step), utilisation {report['rows'][-1]['flop_utilisation']:.1%}{peak}"
+                f"({row['seconds_per_step'] * 1e3:.1f} ms/step), "
+                f"utilisation {report['rows'][-1]['flop_utilisation']:.1%}{peak}"
             )
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -16,6 +16,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from PIL import Image
 
+from models.modes import evaluating
+
 
 def image_grid(columns: dict[str, torch.Tensor]) -> np.ndarray:
     """Lay out (B, 3, S, S) tensors in [0, 1] as a uint8 (B*S, C*S, 3) grid: rows samples, columns entries."""
@@ -53,11 +55,8 @@ class ImageGridCallback(Callback):
     @rank_zero_only
     def _save_and_log(self, trainer: Trainer, pl_module: LightningModule) -> None:
         batch = move_data_to_device(self.batch, pl_module.device)  # nested {"target", "source"} too
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
+        with evaluating(pl_module), torch.no_grad():
             columns = pl_module.sample_images(batch)
-        pl_module.train(was_training)
         grid = image_grid(columns)
         self.folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(grid).save(self.folder / f"step{trainer.global_step:07d}.png")

@@ -21,6 +21,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
+from models.modes import evaluating
+
 
 def shrinkage_factors(products: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
     """Per parameter clip(sum p t / sum p^2, 0, 1), from those two sums over the calibration set."""
@@ -56,17 +58,15 @@ class ShrinkageCalibration(Callback):
         regressor = pl_module.regressor
         products = torch.zeros(regressor.num_parameters, dtype=torch.float64, device=pl_module.device)
         squares = torch.zeros_like(products)
-        was_training = pl_module.training
-        pl_module.eval()  # the codebooks' EMA must not learn from this pass
-        for batch in loader:
-            batch = datamodule.on_after_batch_transfer(
-                {key: value.to(pl_module.device) for key, value in batch.items()}, 0
-            )
-            _, raw = regressor(pl_module.encoder(batch["image"]).features, shrink=False)
-            raw, truth = raw.double(), batch["parameters"].double()
-            products += (raw * truth).sum(0)
-            squares += raw.pow(2).sum(0)
-        pl_module.train(was_training)
+        with evaluating(pl_module):  # the codebooks' EMA must not learn from this pass
+            for batch in loader:
+                batch = datamodule.on_after_batch_transfer(
+                    {key: value.to(pl_module.device) for key, value in batch.items()}, 0
+                )
+                raw = regressor(pl_module.encoder(batch["image"]).features, shrink=False).parameters
+                raw, truth = raw.double(), batch["parameters"].double()
+                products += (raw * truth).sum(0)
+                squares += raw.pow(2).sum(0)
         products = trainer.strategy.reduce(products, reduce_op="sum")
         squares = trainer.strategy.reduce(squares, reduce_op="sum")
         factor = shrinkage_factors(products, squares)

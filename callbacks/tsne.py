@@ -18,6 +18,8 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from PIL import Image, ImageDraw
 from sklearn.manifold import TSNE
 
+from models.modes import evaluating
+
 DOMAINS = {"source": ("photos", (230, 120, 20)), "target": ("screenshots", (40, 90, 200))}  # label, RGB
 
 
@@ -97,14 +99,11 @@ class TSNECallback(Callback):
             self.samples = self._fixed_samples(trainer)
         if not self.samples:
             return
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():  # in chunks: num_samples images at paper scale do not fit one pass
+        with evaluating(pl_module), torch.no_grad():  # in chunks: num_samples images at paper scale do not fit one pass
             params = [
                 torch.cat([pl_module(chunk.to(pl_module.device)).float().cpu() for chunk in images.split(32)])
                 for images in self.samples.values()
             ]
-        pl_module.train(was_training)
         features = torch.cat(params).numpy()
         labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(params)])
         perplexity = min(self.perplexity, (len(features) - 1) / 3)  # sklearn needs perplexity < n

@@ -3,7 +3,7 @@
 Every `every_n_epochs` validations it runs the 3DMM-CNN protocol (eval/protocol.py) on a small benchmark (the
 synthetic photo set by default) through the module being trained and logs `val/verify_acc` and
 `val/verify_acc_std`. The module's parameters come from `pl_module.predict_parameters(images)` when it has
-that hook, else from `pl_module.regressor(pl_module.encoder(images).features)[1]`.
+that hook, else from `pl_module.regressor(pl_module.encoder(images).features).parameters`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from eval import benchmarks as B
 from eval.protocol import verify
+from models.modes import evaluating
 
 
 def predict_parameters(pl_module: LightningModule, images: torch.Tensor) -> torch.Tensor:
@@ -21,7 +22,7 @@ def predict_parameters(pl_module: LightningModule, images: torch.Tensor) -> torc
     hook = getattr(pl_module, "predict_parameters", None)
     if callable(hook):
         return hook(images)
-    return pl_module.regressor(pl_module.encoder(images).features)[1]
+    return pl_module.regressor(pl_module.encoder(images).features).parameters
 
 
 class VerificationCallback(Callback):
@@ -69,15 +70,11 @@ class VerificationCallback(Callback):
 
     def evaluate(self, pl_module: LightningModule):
         """The protocol's result on the benchmark with the module's current weights."""
-        modes = {m: m.training for m in pl_module.modules()}  # restored exactly: frozen parts stay in eval
-        pl_module.eval()
         chunks = []
-        with torch.no_grad():
+        with evaluating(pl_module), torch.no_grad():
             for batch in self.images.split(self.batch_size):
                 images = batch.to(pl_module.device).permute(0, 3, 1, 2).float() / 255
                 chunks.append(predict_parameters(pl_module, images).float().cpu())
-        for module, training in modes.items():
-            module.training = training
         x = torch.cat(chunks).numpy()
         bench = self.benchmark
         return verify(x[bench.pairs[:, 0]], x[bench.pairs[:, 1]], bench.is_same, bench.folds)

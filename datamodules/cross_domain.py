@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.data.dataloader import default_collate
 
-from datamodules.photos import KINDS, PhotoDataset, PhotoSet, build_augmentation, open_photo_set
-from datamodules.sampler import IdentityBatchSampler
-from datamodules.screenshots import ScreenshotDataset, ScreenshotSet, open_screenshot_set
+from datamodules.photo_sets import PhotoSet, PhotoSource, open_photo_set
+from datamodules.photos import PhotoDataset, build_augmentation
+from datamodules.sampler import EpochShuffleSampler, IdentityBatchSampler
+from datamodules.screenshots import ON_CORRUPT, OnCorrupt, ScreenshotDataset, ScreenshotSet, open_screenshot_set
 from datamodules.split import load_or_make_split
+from game.parameters import check_same_table
 
 log = logging.getLogger(__name__)
 
@@ -35,58 +37,6 @@ def images_to_float(batch: dict) -> dict:
     if image.dtype == torch.uint8:
         batch = {**batch, "image": image.float().div_(255.0)}
     return batch
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """`data.source`: which photo set, how it is batched and augmented (docs/contracts.md 4.3)."""
-
-    kind: str  # celeba | folders | synthetic
-    root: str
-    identities_per_batch: int = 16  # P, per process
-    photos_per_identity: int = 2  # K
-    augment: dict | bool | None = field(default_factory=dict)  # {} = defaults, false/null = off
-    val_fraction: float = 0.05  # folders / synthetic: of the identities (CelebA has its own partition)
-    split_seed: int = 0
-    split_path: str | None = None  # default ROOT/identity_split.json
-    on_corrupt: str = "raise"  # or "skip": drop missing images, replace undecodable ones, log each
-    num_workers: int | None = None  # default data.num_workers
-    generate: dict | None = None  # synthetic: {count, size, seed, renders_per_identity} renders a missing set
-
-    @classmethod
-    def parse(cls, settings: dict) -> SourceConfig:
-        """Read the `data.source` dict; an unknown or missing key is an error naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(settings) - known
-        if unknown:
-            raise ValueError(f"data.source: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        for key in ("kind", "root"):
-            if key not in settings:
-                raise ValueError(f"data.source needs {key!r} (e.g. source: {{kind: celeba, root: data/celeba}})")
-        config = cls(**settings)
-        if config.kind not in KINDS:
-            raise ValueError(f"data.source.kind must be one of {KINDS}, got {config.kind!r}")
-        if config.generate is not None and config.kind != "synthetic":
-            raise ValueError(f"data.source.generate renders our synthetic photo set; kind is {config.kind!r}")
-        return config
-
-
-class EpochShuffleSampler(DistributedSampler):
-    """This rank's shard of a shuffle drawn from (seed, the trainer's current epoch).
-
-    Lightning also calls set_epoch, but after resuming from a checkpoint written at an epoch's
-    end its count runs one ahead of trainer.current_epoch (lightning 2.6); reading the trainer's
-    epoch at each pass gives a resumed run the same order as an uninterrupted one.
-    """
-
-    def __init__(self, dataset, trainer, **kwargs) -> None:
-        super().__init__(dataset, **kwargs)
-        self.trainer = trainer
-
-    def __iter__(self):
-        if self.trainer is not None:
-            self.epoch = self.trainer.current_epoch
-        return super().__iter__()
 
 
 class CrossDomainDataModule(LightningDataModule):
@@ -108,6 +58,11 @@ class CrossDomainDataModule(LightningDataModule):
     an epoch is the longer side, the shorter restarts (the source with a fresh draw). Photos are
     aligned to the template at S; the train photos are augmented. Under DDP the trainer needs
     `use_distributed_sampler: false`: every loader here shards itself by rank.
+
+    `on_corrupt` (screenshots; the photos have `source.on_corrupt`): "raise" stops at a missing or undecodable
+    screenshot, naming it; "skip" logs it with a count and serves the next readable row of the split instead (its
+    own parameters with it), so a long run survives a damaged file. `python -m game generate` with the set's
+    arguments re-renders damaged images.
     """
 
     def __init__(
@@ -121,12 +76,16 @@ class CrossDomainDataModule(LightningDataModule):
         num_workers: int = 4,
         pin_memory: bool = True,
         persistent_workers: bool = True,
-        source: dict[str, Any] | None = None,
+        source: PhotoSource | None = None,
         generate: dict[str, Any] | None = None,
+        on_corrupt: OnCorrupt = "raise",
     ) -> None:
         super().__init__()
+        if on_corrupt not in ON_CORRUPT:
+            raise ValueError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
+        self.source = PhotoSource.of(source) if source is not None else None  # a dict works too: Python, checkpoints
+        source = asdict(self.source) if isinstance(source, PhotoSource) else source  # hyper-parameters: plain data
         self.save_hyperparameters(logger=False)
-        self.source = SourceConfig.parse(source) if source is not None else None
         self.batch_size_per_device = batch_size
         self.screenshots: ScreenshotSet | None = None
         self.train_dataset: ScreenshotDataset | None = None
@@ -149,7 +108,7 @@ class CrossDomainDataModule(LightningDataModule):
 
     def _open(self) -> ScreenshotSet:
         if self.screenshots is None:
-            self.screenshots = open_screenshot_set(self.hparams.target_root)
+            self.screenshots = open_screenshot_set(self.hparams.target_root, self.hparams.on_corrupt)
         return self.screenshots
 
     def _split(self) -> dict:
@@ -178,27 +137,21 @@ class CrossDomainDataModule(LightningDataModule):
 
     def _generate_target(self) -> None:
         """`generate: {count, size, seed, style}`: make target_root with `game.dataset.generate` (resumable)."""
-        from game.dataset import generate
+        from game.dataset import generate_once
 
         settings = {"size": self.hparams.image_size or 256, "style": "game", "seed": 0, **self.hparams.generate}
         if "count" not in settings:
             raise ValueError("data.generate needs a count (e.g. generate: {count: 2000})")
-        manifest = Path(self.hparams.target_root) / "manifest.json"
-        if not manifest.exists() or '"complete": true' not in manifest.read_text():
-            log.info("rendering %s screenshots into %s", settings["count"], self.hparams.target_root)
-            generate(self.hparams.target_root, **settings)
+        generate_once(self.hparams.target_root, **settings)
 
     def _generate_source(self) -> None:
         """`source.generate: {count, size, seed, renders_per_identity}`: render the photo set (resumable)."""
-        from game.dataset import generate
+        from game.dataset import generate_once
 
         settings = {"size": self.hparams.image_size or 256, "seed": 0, **self.source.generate, "style": "photo"}
         if "count" not in settings:
             raise ValueError("data.source.generate needs a count (e.g. generate: {count: 2000})")
-        manifest = Path(self.source.root) / "manifest.json"
-        if not manifest.exists() or '"complete": true' not in manifest.read_text():
-            log.info("rendering %s synthetic photos into %s", settings["count"], self.source.root)
-            generate(self.source.root, **settings)
+        generate_once(self.source.root, **settings)
 
     def setup(self, stage: str | None = None) -> None:
         """Check the global batch against world_size and build the train/val datasets."""
@@ -220,8 +173,9 @@ class CrossDomainDataModule(LightningDataModule):
             log.warning(
                 "%s holds %d px images; resizing each to %d px on load", screenshots.root, screenshots.size, size
             )
-        self.train_dataset = ScreenshotDataset(screenshots, split["train"], size)
-        self.val_dataset = ScreenshotDataset(screenshots, split["val"], size)
+        on_corrupt = self.hparams.on_corrupt
+        self.train_dataset = ScreenshotDataset(screenshots, split["train"], size, on_corrupt)
+        self.val_dataset = ScreenshotDataset(screenshots, split["val"], size, on_corrupt)
         if len(self.train_dataset) < self.hparams.batch_size:
             raise ValueError(
                 f"{self.split_file}: the train split has {len(self.train_dataset)} samples, fewer than one "
@@ -366,10 +320,6 @@ class CrossDomainDataModule(LightningDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """On resume, refuse a set whose parameter table differs from the checkpoint's."""
-        recorded = state_dict.get("parameter_table_version")
+        manifest = Path(self.hparams.target_root) / "manifest.json"  # where the set records its table
         current = self._open().parameter_table_version
-        if recorded is not None and current is not None and recorded != current:
-            raise ValueError(
-                f"the checkpoint was trained on parameter table {recorded}, but {self.hparams.target_root} "
-                f"uses {current}: the 267 parameters mean different things"
-            )
+        check_same_table(manifest, current, "the checkpoint being resumed", state_dict.get("parameter_table_version"))

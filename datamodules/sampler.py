@@ -1,4 +1,5 @@
-"""Batches of P identities x K photos (METHOD.md: positives share a batch's identity, negatives are the rest).
+"""Samplers: batches of P identities x K photos (docs/method.md#contrastive-loss: positives share an
+identity, negatives are the rest of the batch), and the screenshots' per-epoch shuffle.
 
 The sampler shards by rank itself: each of the world_size processes gets its own identities, so
 identities gathered across ranks stay distinct negatives. Lightning cannot inject its
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +93,21 @@ class IdentityBatchSampler(Sampler):
         mine_seeds = seeds[self.rank :: self.num_replicas].reshape(-1, size)
         for batch_photos, batch_seeds in zip(mine_photos, mine_seeds):
             yield [(int(p), int(s)) for p, s in zip(batch_photos, batch_seeds)]
+
+
+class EpochShuffleSampler(DistributedSampler):
+    """This rank's shard of a shuffle drawn from (seed, the trainer's current epoch).
+
+    Lightning also calls set_epoch, but after resuming from a checkpoint written at an epoch's
+    end its count runs one ahead of trainer.current_epoch (lightning 2.6); reading the trainer's
+    epoch at each pass gives a resumed run the same order as an uninterrupted one.
+    """
+
+    def __init__(self, dataset, trainer, **kwargs) -> None:
+        super().__init__(dataset, **kwargs)
+        self.trainer = trainer
+
+    def __iter__(self):
+        if self.trainer is not None:
+            self.epoch = self.trainer.current_epoch
+        return super().__iter__()

@@ -9,17 +9,23 @@ Every check names the file (and row) that broke it, so a bad set is fixed at its
 from __future__ import annotations
 
 import csv
-import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-FORMAT_VERSION = 1
-NUM_PARAMETERS = 267
+from game.manifest import read_manifest
+from game.parameters import NUM_PARAMETERS
+
+log = logging.getLogger(__name__)
+
+OnCorrupt = Literal["raise", "skip"]  # as data.source.on_corrupt (datamodules/photo_sets.py)
+ON_CORRUPT: tuple[str, ...] = get_args(OnCorrupt)
 PARAMETER_RANGE = (-2.5, 2.5)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 _RANGE_SLACK = 1e-6  # float32 rounding at the bounds
@@ -40,27 +46,27 @@ class ScreenshotSet:
         return len(self.files)
 
 
-def open_screenshot_set(root: str | Path) -> ScreenshotSet:
-    """Open and validate a screenshot set in format v1 or the any-game folder layout."""
+def open_screenshot_set(root: str | Path, on_corrupt: str = "raise") -> ScreenshotSet:
+    """Open and validate a screenshot set in format v1 or the any-game folder layout.
+
+    A missing image is an error, or with `on_corrupt="skip"` a warning with the count (its row stays, so the
+    split keeps its size; ScreenshotDataset replaces it when read)."""
+    if on_corrupt not in ON_CORRUPT:
+        raise ValueError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
     root = Path(root)
     if (root / "manifest.json").is_file():
-        return _open_format_v1(root)
+        return _open_format_v1(root, on_corrupt)
     if (root / "parameters.csv").is_file():
-        return _open_game_folder(root)
+        return _open_game_folder(root, on_corrupt)
     raise FileNotFoundError(
         f"{root}: no manifest.json (format v1, made by `python -m game generate --out {root} ...`) "
         f"and no parameters.csv (any game's folder, docs/contracts.md 4.1)"
     )
 
 
-def _open_format_v1(root: Path) -> ScreenshotSet:
+def _open_format_v1(root: Path, on_corrupt: str = "raise") -> ScreenshotSet:
     manifest_path = root / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("kind") != "likeness.screenshots":
-        raise ValueError(
-            f"{manifest_path}: expected kind 'likeness.screenshots' format_version {FORMAT_VERSION}, "
-            f"got kind {manifest.get('kind')!r} format_version {manifest.get('format_version')!r}"
-        )
+    manifest = read_manifest(root)  # kind, format_version and the types of the fields, checked
     if manifest.get("complete") is not True:
         arguments = " ".join(f"--{key} {manifest.get(key)}" for key in ("count", "size", "style", "seed"))
         if manifest.get("style") == "photo":
@@ -83,7 +89,7 @@ def _open_format_v1(root: Path) -> ScreenshotSet:
             f"{manifest_path}: num_parameters is {manifest.get('num_parameters')}, expected {NUM_PARAMETERS}"
         )
     params_path = root / "parameters.npy"
-    parameters = np.load(params_path)
+    parameters = _load_parameters(params_path)
     count = manifest["count"]
     if parameters.shape != (count, NUM_PARAMETERS):
         raise ValueError(
@@ -93,7 +99,7 @@ def _open_format_v1(root: Path) -> ScreenshotSet:
     check_parameters(parameters, lambda i: f"{params_path} row {i}")
     suffix = manifest.get("image_format", "png")
     files = [root / "images" / f"{i:07d}.{suffix}" for i in range(count)]
-    _check_files_exist(files)
+    _check_files_exist(files, on_corrupt)
     return ScreenshotSet(
         root=root,
         files=files,
@@ -104,7 +110,20 @@ def _open_format_v1(root: Path) -> ScreenshotSet:
     )
 
 
-def _open_game_folder(root: Path) -> ScreenshotSet:
+def _load_parameters(path: Path) -> np.ndarray:
+    """parameters.npy as an array of numbers, else an error naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (`python -m game generate` writes it beside manifest.json)")
+    try:
+        parameters = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a numpy .npy array ({error})") from None
+    if not isinstance(parameters, np.ndarray) or parameters.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected an array of numbers, got dtype {getattr(parameters, 'dtype', None)}")
+    return parameters
+
+
+def _open_game_folder(root: Path, on_corrupt: str = "raise") -> ScreenshotSet:
     csv_path = root / "parameters.csv"
     files, rows, lines = [], [], []
     with csv_path.open(newline="") as handle:
@@ -127,7 +146,7 @@ def _open_game_folder(root: Path) -> ScreenshotSet:
         raise ValueError(f"{csv_path}: no parameter rows")
     parameters = np.asarray(rows, dtype=np.float32)
     check_parameters(parameters, lambda i: f"{csv_path} line {lines[i]} ({files[i].name})")
-    _check_files_exist(files)
+    _check_files_exist(files, on_corrupt)
     return ScreenshotSet(root, files, parameters, size=None, parameter_table_version=None, style=None)
 
 
@@ -147,10 +166,13 @@ def check_parameters(parameters: np.ndarray, describe_row) -> None:
         )
 
 
-def _check_files_exist(files: list[Path]) -> None:
+def _check_files_exist(files: list[Path], on_corrupt: str = "raise") -> None:
     missing = [path for path in files if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"{missing[0]}: image missing ({len(missing)} of {len(files)} images missing)")
+        message = f"{missing[0]}: image missing ({len(missing)} of {len(files)} images missing)"
+        if on_corrupt == "raise":
+            raise FileNotFoundError(message)
+        log.warning("%s; each is replaced by another row when read (on_corrupt: skip)", message)
 
 
 def is_number(text: str) -> bool:
@@ -186,20 +208,51 @@ class ScreenshotDataset(Dataset):
     DataModule turns them into float [0, 1] there (docs/contracts.md section 1).
     """
 
-    def __init__(self, screenshots: ScreenshotSet, indices, image_size: int | None = None) -> None:
+    def __init__(
+        self, screenshots: ScreenshotSet, indices, image_size: int | None = None, on_corrupt: str = "raise"
+    ) -> None:
+        if on_corrupt not in ON_CORRUPT:
+            raise ValueError(f"data.on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
         self.screenshots = screenshots
         self.indices = [int(i) for i in indices]
         self.image_size = image_size
+        self.on_corrupt = on_corrupt
+        self.skipped = 0  # unreadable images met in this process (each worker counts its own)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, item: int) -> dict:
-        index = self.indices[item]
-        image = load_image(self.screenshots.files[index], self.image_size)
+        index, image = self._read(item)
         return {
             "parameters": torch.from_numpy(self.screenshots.parameters[index].copy()),
             # numpy's transpose copy: torch's permute+contiguous costs ~100x more on a 2-thread CPU.
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "index": index,
         }
+
+    def _read(self, item: int) -> tuple[int, np.ndarray]:
+        """(row, image) of the item; with on_corrupt="skip" an unreadable image is replaced by the next readable row
+        of this dataset (its own parameters with it), logged with its name and the count."""
+        index = self.indices[item]
+        try:
+            return index, load_image(self.screenshots.files[index], self.image_size)
+        except (ValueError, FileNotFoundError) as error:
+            if self.on_corrupt == "raise":
+                raise
+            self.skipped += 1
+            for step in range(1, len(self.indices)):
+                other = self.indices[(item + step) % len(self.indices)]
+                try:
+                    image = load_image(self.screenshots.files[other], self.image_size)
+                except (ValueError, FileNotFoundError):
+                    continue
+                log.warning(
+                    "%s; using %s instead (%d skipped in this process; `python -m game generate` with the "
+                    "set's arguments re-renders damaged images)",
+                    error,
+                    self.screenshots.files[other].name,
+                    self.skipped,
+                )
+                return other, image
+            raise ValueError(f"{error}; no readable image left in this dataset to use instead") from None

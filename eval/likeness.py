@@ -7,25 +7,11 @@ from the engine's (the gap every imitator-trained method hides).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-
-@functools.lru_cache(maxsize=4)
-def game_engine(size: int):
-    """The game-style engine at `size` px, built once per process (rig and GL resources outlive one call)."""
-    from game import Game
-
-    return Game(size, "game")
-
-
-def engine_renders(parameters: np.ndarray, size: int) -> torch.Tensor:
-    """(N, 3, S, S) float [0, 1] game-style screenshots of (N, 267) parameters."""
-    images = game_engine(size).render_batch(np.clip(parameters, -2.5, 2.5).astype(np.float32))
-    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255
+from game.engine import engine_renders
 
 
 @torch.no_grad()

@@ -6,14 +6,17 @@
 Per photo (per face with --all: <stem>_face<k>): <stem>.json (the preset: all 267 parameters by name, in table
 order, with the parameter-table version), <stem>_render.png (the game engine's screenshot of the preset) and
 <stem>_side_by_side.png (aligned photo | render). `--ckpt none` gives the neutral face, to try the pipeline
-without a trained model. A photo that cannot be used gets a one-line message and the tool goes on; the exit
-status is 1 if any photo failed.
+without a trained model. A photo that cannot be used (missing, a folder, damaged, no face) gets a one-line message
+and the tool goes on; the exit status is 1 if any photo failed. A face found only in the photo turned by 90, 180 or
+270 degrees is taken from the turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
+The arguments (--ckpt exists, --out can be written, the photos exist) are checked before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,32 +26,46 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from eval.align import AlignedFace, align_photo, read_photo
+from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
+from eval.preflight import file_problem, folder_problem, refuse
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
-from lightning_modules.checkpoints import load_network
+from models.checkpoints import load_network, read_checkpoint
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+PROG = "python -m eval.reconstruct"
+# The sliders that pick a hue or saturation: a grayscale photo cannot tell them, so they stay at 0 (the neutral face).
+COLOUR_SLIDERS = (
+    "skin_tone",
+    "skin_undertone",
+    "skin_redness",
+    "eye_color",
+    "sclera_tint",
+    "brow_color",
+    "hair_color",
+    "hair_redness",
+    "hair_saturation",
+    "lip_color",
+    "lip_saturation",
+    "blush_hue",
+    "eyeshadow_color",
+)
 
 
 def load_predictor(ckpt: str | Path | None) -> Predictor:
     """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a regression checkpoint or 'none'.
 
-    The checkpoint's encoder E and regressor R (lightning_modules.checkpoints.load_network) run at the size E
+    The checkpoint's encoder E and regressor R (models.checkpoints.load_network) run at the size E
     was built for; other sizes are resized to it. 'none' (or None) predicts the neutral face, all zeros.
     A checkpoint trained on another parameter table is refused: its 267 outputs mean other sliders.
     """
     if ckpt is None or str(ckpt).lower() == "none":
         return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt)
     # The DataModule's state (docs/contracts.md section 6) sits under its class name; look in every entry.
     recorded = {v.get("parameter_table_version") for v in checkpoint.values() if isinstance(v, dict)} - {None}
-    if recorded - {P.TABLE_VERSION}:
-        raise ValueError(
-            f"{ckpt} was trained on parameter table {', '.join(sorted(recorded))}, but this game "
-            f"uses {P.TABLE_VERSION}: the 267 parameters mean different things"
-        )
+    P.check_same_table(ckpt, ", ".join(sorted(recorded)), "this game", P.TABLE_VERSION)
     encoder, regressor = load_network(ckpt, "encoder"), load_network(ckpt, "regressor")
     size = encoder.image_size
 
@@ -56,13 +73,13 @@ def load_predictor(ckpt: str | Path | None) -> Predictor:
     def predict(images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        _, params = regressor(encoder(images).features)  # R returns (feature f, parameters p)
+        params = regressor(encoder(images).features).parameters
         return params
 
     return predict
 
 
-def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None) -> dict:
+def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None, **notes) -> dict:
     """The JSON preset of one character: every parameter by name in table order, and where it came from."""
     return {
         "parameter_table_version": P.TABLE_VERSION,
@@ -70,16 +87,22 @@ def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | Non
         "skin_tone_snapped": snapped,
         "source": source,
         "checkpoint": checkpoint,
+        **notes,
     }
 
 
-def reconstruct_face(face: AlignedFace, predictor: Predictor, snap_skin: bool) -> np.ndarray:
-    """(267,) float32 parameters of one aligned face; skin tone from the photo's own pixels if `snap_skin`."""
+def reconstruct_face(face: AlignedFace, predictor: Predictor, snap_skin: bool, colour: bool = True) -> np.ndarray:
+    """(267,) float32 parameters of one aligned face; skin tone from the photo's own pixels if `snap_skin`.
+
+    Without `colour` (a grayscale photo) every slider of COLOUR_SLIDERS is neutral (0) and the skin is not snapped.
+    """
     image = torch.from_numpy(face.image).permute(2, 0, 1)[None].float() / 255
     params = predictor(image)[0].detach().cpu().double().numpy()
     # R ends in 2.5 * tanh; the clip only guards stand-in predictors and float round-off.
     params = np.clip(params, P.LOW, P.HIGH)
-    if snap_skin:  # the regressor sees a domain-shifted photo; the skin's measured colour is more reliable
+    if not colour:
+        params[[P.index_of(name) for name in COLOUR_SLIDERS]] = 0
+    elif snap_skin:  # the regressor sees a domain-shifted photo; the skin's measured colour is more reliable
         params[P.index_of("skin_tone")] = estimate_skin_tone(face.image)[0]
     return P.validate(params, "predicted parameters")[0]
 
@@ -92,8 +115,19 @@ def write_outputs(out: Path, stem: str, face: AlignedFace, params: np.ndarray, g
     Image.fromarray(np.concatenate([face.image, render], axis=1)).save(out / f"{stem}_side_by_side.png")
 
 
+def photo_problem(path: Path) -> str | None:
+    """Why `path` is not a photo file to open, or None (its content is judged when it is read)."""
+    if path.is_dir():
+        return f"cannot read {path}: is a folder, not a photo"
+    if not path.is_file():
+        return f"cannot read {path}: no such file"
+    if not os.access(path, os.R_OK):
+        return f"cannot read {path}: permission denied"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.reconstruct", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("photos", nargs="+", type=Path, help="face photos (JPEG, PNG, ...)")
     parser.add_argument("--ckpt", required=True, help="regression checkpoint (.ckpt), or 'none' for the neutral face")
     parser.add_argument("--out", type=Path, default=Path("runs/reconstruct"), help="output folder")
@@ -112,32 +146,74 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.size < 16:
-        parser.error(f"--size must be at least 16 px, got {args.size}")
+        refuse(PROG, f"--size must be at least 16 px, got {args.size}")
+    checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
+    # Every argument is checked before the model loads: one line naming the file and the problem.
+    if checkpoint and (problem := file_problem(checkpoint, "checkpoint file")):
+        refuse(PROG, f"--ckpt {problem}")
+    if problem := folder_problem(args.out):
+        refuse(PROG, f"--out {args.out}: {problem}")
+    failed, photos = 0, []
+    for path in args.photos:
+        if problem := photo_problem(path):
+            print(f"skipped: {problem}", file=sys.stderr)
+            failed += 1
+        else:
+            photos.append(path)
+    if not photos:
+        refuse(PROG, f"none of the {len(args.photos)} photos can be read")
 
     # Before the first render: importing triton (vector_quantize_pytorch, under the encoder) after Mesa's EGL
     # context exists crashes the process, as two LLVMs meet; the other order is fine.
     try:
         predictor = load_predictor(args.ckpt)
     except (OSError, KeyError, ValueError) as error:
-        parser.error(f"--ckpt {args.ckpt}: {error}")
-    checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
+        refuse(PROG, f"--ckpt {args.ckpt}: {error}")
     game = Game(args.size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed, stems = 0, set()
-    for path in args.photos:
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        refuse(PROG, f"--out {args.out}: {error.strerror or error}")
+    stems = set()
+    for path in photos:
         try:
-            faces = align_photo(read_photo(path), str(path), args.size, args.several)
-        except ValueError as error:  # unreadable file, no face, several faces: say so and go on
+            photo = read_photo(path)
+            faces = align_photo(photo, str(path), args.size, args.several)
+        except ValueError as error:  # damaged file, no face, several faces: say so and go on
             print(f"skipped: {error}", file=sys.stderr)
             failed += 1
             continue
+        colour = not is_grayscale(photo)
+        if not colour:
+            print(
+                f"warning: {path} is a grayscale photo: its colours cannot be measured, so the colour sliders "
+                f"({', '.join(COLOUR_SLIDERS)}) are kept neutral (0)",
+                file=sys.stderr,
+            )
+        if faces[0].turned:
+            print(
+                f"note: {path}: the face was found upright with the photo turned {faces[0].turned} degrees "
+                "counter-clockwise",
+                file=sys.stderr,
+            )
         for k, face in enumerate(faces):
             stem = path.stem if len(faces) == 1 else f"{path.stem}_face{k}"
             while stem in stems:  # a.jpg and a.png, or dir1/a.jpg and dir2/a.jpg, must not overwrite each other
                 stem += "_"
             stems.add(stem)
-            params = reconstruct_face(face, predictor, args.snap_skin)
-            write_outputs(args.out, stem, face, params, game, preset(params, args.snap_skin, str(path), checkpoint))
+            params = reconstruct_face(face, predictor, args.snap_skin, colour)
+            meta = preset(
+                params,
+                args.snap_skin and colour,
+                str(path),
+                checkpoint,
+                grayscale=not colour,
+                turned_degrees=face.turned,
+            )
+            try:
+                write_outputs(args.out, stem, face, params, game, meta)
+            except OSError as error:  # disk full, folder removed meanwhile: nothing more can be written
+                refuse(PROG, f"writing {args.out / stem}: {error.strerror or error}")
             print(f"{path} -> {args.out / stem}.json (face score {face.score:.2f})")
     if failed:
         print(f"{failed} of {len(args.photos)} photos failed", file=sys.stderr)

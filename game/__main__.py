@@ -1,8 +1,9 @@
-"""`python -m game COMMAND`: describe, build-assets, generate, sheet, sensitivity, render."""
+"""`python -m game COMMAND`: describe, generate, sheet, sensitivity, render."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,25 +14,6 @@ def _describe(args) -> None:
     from game.parameters import describe
 
     print(describe())
-
-
-def _build_assets(args) -> None:
-    from game.head import NEUTRAL_FACE_FILE, build_head, landmarks_to_world
-    from models.face_mesh import astronaut_landmarks
-    from models.weights import cache_dir
-
-    target = cache_dir() / NEUTRAL_FACE_FILE
-    if target.exists() and not args.force:
-        print(f"neutral face: {target} (exists; --force rebuilds)")
-        return
-    face = landmarks_to_world(astronaut_landmarks())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as f:
-        np.save(f, face)
-    partial.replace(target)
-    head = build_head()
-    print(f"neutral face: {target} -> head with {head.num_vertices} vertices, {len(head.triangles)} triangles")
 
 
 def _generate(args) -> None:
@@ -48,6 +30,7 @@ def _generate(args) -> None:
         workers=args.workers,
         prior=args.prior,
         extras=extras if args.style == "photo" else None,
+        verify=args.verify,
     )
     print(f"dataset: {root}")
 
@@ -73,6 +56,7 @@ def _sheet(args) -> None:
 def _sensitivity(args) -> None:
     from game.sensitivity import VISIBILITY_THRESHOLD, measure, write_table
 
+    _check_output_file(Path(args.out), "--out")
     values = measure(size=args.size, faces=args.faces)
     path = write_table(values, args.out, args.size, args.faces)
     invisible = int((values < VISIBILITY_THRESHOLD).sum())
@@ -87,32 +71,90 @@ def _render(args) -> None:
     from game import parameters as P
     from game.engine import Game
 
-    params = np.load(args.params) if args.params.endswith(".npy") else np.loadtxt(args.params, delimiter=",")
-    params = P.validate(params, args.params)
+    params = P.read_rows(args.params)
+    out = Path(args.out)
+    _check_output_folder(out, "--out")
     game = Game(args.size, args.style)
     for i, row in enumerate(params):
         image = game.render(row, np.random.default_rng([args.seed, i]))
-        path = Path(args.out) / f"{i:04d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        path = out / f"{i:04d}.png"
+        ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # the bytes cv2.imwrite writes
+        try:
+            if not ok:
+                raise OSError("PNG encoding failed")
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data.tobytes())
+        except OSError as error:
+            raise OSError(
+                f"{path}: cannot write ({error.strerror or error}); {i} of {len(params)} images written"
+            ) from None
     print(f"{len(params)} images in {args.out}")
 
 
+def _check_output_folder(path: Path, argument: str) -> None:
+    """Refuse an output folder that cannot be made or written, before any work (nothing is created here)."""
+    existing = next(parent for parent in (path, *path.parents) if parent.exists() or parent == parent.parent)
+    if not existing.is_dir():
+        raise ValueError(f"{argument} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{argument} {path}: {existing} is not writable")
+
+
+def _check_output_file(path: Path, argument: str) -> None:
+    """Refuse an output file whose place cannot be written (a folder in its place, a file as its folder)."""
+    if path.is_dir():
+        raise ValueError(f"{argument} {path}: a folder, expected a file name")
+    _check_output_folder(path.parent, argument)
+
+
+def _at_least(low: int):
+    """argparse type: an integer >= low."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _probability(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """One line on a bad argument (no usage block): `python -m game generate: error: argument --size: ...`."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+SIZE = _at_least(16)  # the engine's smallest picture
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m game", description="The likeness stand-in game.")
+    parser = _Parser(prog="python -m game", description="The likeness stand-in game.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("describe", help="print the parameter table").set_defaults(run=_describe)
-    build = sub.add_parser("build-assets", help="build the neutral head from the landmark net (once, into the cache)")
-    build.add_argument("--force", action="store_true")
-    build.set_defaults(run=_build_assets)
     gen = sub.add_parser("generate", help="render a screenshot dataset (resumable)")
     gen.add_argument("--out", required=True)
-    gen.add_argument("--count", type=int, required=True)
-    gen.add_argument("--size", type=int, default=256)
+    gen.add_argument("--count", type=_at_least(1), required=True)
+    gen.add_argument("--size", type=SIZE, default=256)
     gen.add_argument("--style", choices=("game", "photo"), default="game")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--renders-per-identity", type=int, default=4, help="photo style: photos per person")
-    gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    gen.add_argument("--renders-per-identity", type=_at_least(1), default=4, help="photo style: photos per person")
+    gen.add_argument("--workers", type=_at_least(1), default=None, help="processes (default: all cores)")
     gen.add_argument(
         "--prior",
         choices=("uniform", "realistic", "neutral_mix"),
@@ -121,27 +163,43 @@ def main(argv=None) -> None:
         "'neutral_mix' (half uniform, half with random sliders at 0: for an imitator)",
     )
     for extra in ("expressions", "glasses", "occluders"):
-        gen.add_argument(f"--{extra}", type=float, default=0.0, help=f"photo style: probability of {extra} per photo")
+        gen.add_argument(
+            f"--{extra}", type=_probability, default=0.0, help=f"photo style: probability of {extra} per photo"
+        )
+    gen.add_argument(
+        "--verify",
+        choices=("header", "full"),
+        default="header",
+        help="how the images already there are checked before missing or damaged ones are re-rendered: "
+        "signature, size and end marker (cheap) or a full decode",
+    )
     gen.set_defaults(run=_generate)
     sheet = sub.add_parser("sheet", help="16 random characters per style and a contact sheet of each")
     sheet.add_argument("--out", default="runs/sheet")
-    sheet.add_argument("--size", type=int, default=256)
+    sheet.add_argument("--size", type=SIZE, default=256)
     sheet.add_argument("--seed", type=int, default=0)
     sheet.set_defaults(run=_sheet)
     sens = sub.add_parser("sensitivity", help="per-parameter visibility table")
-    sens.add_argument("--out", default="bench/results/sensitivity.csv")
-    sens.add_argument("--size", type=int, default=256)
-    sens.add_argument("--faces", type=int, default=8)
+    sens.add_argument(
+        "--out",
+        default="runs/sensitivity/sensitivity.csv",
+        help="CSV to write, JSON summary beside it (the game ships its table as game/data/sensitivity.csv)",
+    )
+    sens.add_argument("--size", type=SIZE, default=256)
+    sens.add_argument("--faces", type=_at_least(1), default=8)
     sens.set_defaults(run=_sensitivity)
     render = sub.add_parser("render", help="render parameter rows (.npy or .csv) to PNGs")
     render.add_argument("params")
     render.add_argument("--out", default="runs/render")
-    render.add_argument("--size", type=int, default=256)
+    render.add_argument("--size", type=SIZE, default=256)
     render.add_argument("--style", choices=("game", "photo"), default="game")
     render.add_argument("--seed", type=int, default=0)
     render.set_defaults(run=_render)
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, OSError) as error:  # bad input or an unwritable output: one line, non-zero exit
+        sys.exit(f"{parser.prog} {args.command}: error: {' '.join(str(error).split())}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Each appearance parameter blends a colour into a fixed per-vertex mask of its own region (masks are
 computed once from the neutral head), so it changes colours only, and only there.
+Over 300 lines on purpose: one colour model, its masks and its palette read together.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -11,8 +11,9 @@ from game import parameters as P
 from game.appearance import Appearance
 from game.head import Head, build_head
 from game.photo_extras import PhotoExtras
-from game.render import DEFAULT_BACKGROUND, Lighting, MeshRenderer
+from game.render import MeshRenderer
 from game.rig import Rig
+from game.shading import DEFAULT_BACKGROUND, Lighting
 from game.topology import loop
 
 STYLES = ("game", "photo")
@@ -163,3 +164,17 @@ class Game:
             rng = None if self.style == "game" else np.random.default_rng(seeds[i] if seeds is not None else i)
             out[i] = self.render(row, rng)
         return out
+
+
+@lru_cache(maxsize=4)
+def game_engine(size: int) -> Game:
+    """The game-style engine at `size` px, built once per process (rig and GL resources outlive one call)."""
+    return Game(size, "game")
+
+
+def engine_renders(parameters: np.ndarray, size: int):
+    """(N, 3, S, S) float torch tensor in [0, 1]: game-style screenshots of (N, 267) parameters (clipped to range)."""
+    import torch  # here: the game itself does not need torch
+
+    images = game_engine(size).render_batch(np.clip(parameters, P.LOW, P.HIGH).astype(np.float32))
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255

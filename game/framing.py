@@ -68,7 +68,8 @@ def align_to_template(photo: np.ndarray, points: np.ndarray, size: int) -> np.nd
 
 
 def game_camera(template_points: np.ndarray, fov_deg: float = GAME_FOV_DEG) -> tuple[np.ndarray, np.ndarray]:
-    """(view_proj 4x4, eye position) of the fixed frontal camera that puts the neutral head's five points on the template.
+    """(view_proj 4x4, eye position) of the fixed frontal camera that puts the neutral head's five points on the
+    template.
 
     template_points: (5, 3) world positions of the neutral head's right eye, left eye, nose tip and mouth corners.
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,18 @@ def _table_version() -> str:
 TABLE_VERSION = _table_version()
 
 
+def check_same_table(file: str | Path, version: str | None, other: str | Path, other_version: str | None) -> None:
+    """Refuse to mix parameters of two parameter-table versions (an unrecorded one, None, is not checked).
+
+    `file` recorded `version`; `other` (a file, a set, "this game") uses `other_version`.
+    """
+    if version and other_version and version != other_version:
+        raise ValueError(
+            f"{file} uses parameter table {version}, but {other} uses {other_version}: "
+            f"the {NUM_PARAMETERS} parameters mean different things"
+        )
+
+
 def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
     """Return params as float32 (N, 267) or raise ValueError naming `source`, the row and what is wrong."""
     array = np.asarray(params, dtype=np.float64)
@@ -95,6 +108,70 @@ def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
             f"is outside [{LOW}, {HIGH}] ({int(outside.sum())} values out of range)"
         )
     return array.astype(np.float32)
+
+
+def read_rows(path: str | Path) -> np.ndarray:
+    """Parameter rows from a .npy array or a CSV file (267 numbers a line; a header line, blank lines and
+    #-comments are skipped) as validated float32 (N, 267); an error names the file and, for CSV, the line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: parameter file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, expected a .npy or .csv file of parameter rows") from None
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise ValueError(f"{path}: not a numpy .npy array ({error})") from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: expected an array of numbers, got dtype {getattr(array, 'dtype', None)}")
+        if array.size == 0:
+            raise ValueError(f"{path}: no parameter rows (shape {array.shape})")
+        return validate(array, str(path))
+    return _read_csv_rows(path, data)
+
+
+def _read_csv_rows(path: Path, data: bytes) -> np.ndarray:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error}); expected a .csv of numbers or a .npy array") from None
+    rows, lines = [], []
+    try:
+        for number, fields in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
+                continue
+            numeric = [_number(value) for value in fields]
+            if not rows and not lines and all(value is None for value in numeric):
+                lines.append(None)  # the header line, skipped
+                continue
+            if len(fields) != NUM_PARAMETERS:
+                raise ValueError(f"{path} line {number}: {len(fields)} values, expected {NUM_PARAMETERS}")
+            if None in numeric:
+                column = numeric.index(None)
+                raise ValueError(f"{path} line {number}: value {column} ({fields[column]!r}) is not a number")
+            rows.append(numeric)
+            lines.append(number)
+    except csv.Error as error:
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
+    if not rows:
+        raise ValueError(f"{path}: no parameter rows (expected lines of {NUM_PARAMETERS} comma-separated numbers)")
+    array = np.asarray(rows, np.float64)
+    lines = [line for line in lines if line is not None]
+    good = (np.isfinite(array) & (array >= LOW - 1e-6) & (array <= HIGH + 1e-6)).all(axis=1)
+    if not good.all():
+        row = int(np.argmin(good))
+        validate(array[row], f"{path} line {lines[row]}")  # raises, naming the line and the parameter
+    return array.astype(np.float32)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def sample_uniform(rng: np.random.Generator, count: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from game.render import DEFAULT_BACKGROUND, Lighting
+from game.shading import DEFAULT_BACKGROUND, Lighting
 
 # Sampling ranges; every field of PhotoConditions is drawn uniformly inside its range.
 YAW_DEG = 30.0  # +-

@@ -1,19 +1,12 @@
-"""Rasterise the game's head mesh: per-vertex colour, smooth normals, Lambert + Blinn-Phong, MSAA.
+"""Rasterise the game's head mesh with moderngl on EGL: per-vertex colour, smooth normals, MSAA.
 
-Two backends with one shading model and one output convention:
-- `MeshRenderer`: moderngl on EGL (Mesa llvmpipe on a CPU, the vendor driver on a GPU); numpy in,
+Two backends share one shading model (game.shading) and one output convention:
+- `MeshRenderer` (here): moderngl on EGL (Mesa llvmpipe on a CPU, the vendor driver on a GPU); numpy in,
   uint8 RGBA out. The GL context is made lazily, on the first render in each process.
-- `NvdiffrastRenderer`: nvdiffrast on CUDA; torch in, differentiable float RGBA out.
+- `NvdiffrastRenderer` (game.render_nvdiffrast): nvdiffrast on CUDA; torch in, differentiable float RGBA out.
 
 Output of both: (S, S, 4), top-left origin (row 0 is the top of the image), RGB already composited over
 `background`, alpha = coverage (the MSAA / antialiasing fraction at silhouettes).
-
-Shading, per pixel, with n the interpolated, renormalised vertex normal turned towards the viewer on
-faces seen from behind (two-sided: open borders and consistently wound meshes of either orientation):
-    rgb = colour * (ambient + key_color * max(n.k, 0) + fill_color * max(n.f, 0))
-          + key_color * specular * gloss * max(n.h, 0) ** shininess   (only where n.k > 0)
-    h = normalize(k + v), v = unit vector from the surface to the camera; rgb clamped to [0, 1].
-Colours are treated as display values (no gamma handling).
 
 Processes and threads: each process makes its own context on its first render (keyed by os.getpid(), so
 a renderer pickled into a worker, or inherited through fork, rebuilds its GL objects there). Render from
@@ -27,83 +20,17 @@ with a vendor EGL driver: on a GPU machine, make renderers inside workers or use
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import importlib.util
 import os
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import scipy.sparse
 
 from game.camera import camera_position
-
-DEFAULT_BACKGROUND = (0.5, 0.5, 0.5)
-
-
-@dataclass(frozen=True)
-class Lighting:
-    """Key light + fill light + ambient; directions point from the surface towards the light (world space)."""
-
-    key_direction: tuple
-    key_color: tuple
-    fill_direction: tuple
-    fill_color: tuple
-    ambient: tuple
-    specular: float = 0.25
-    shininess: float = 24.0
-
-    @staticmethod
-    def studio() -> Lighting:
-        """The game's fixed portrait light: soft key from the upper front on the viewer's left, fill from the right."""
-        return Lighting(
-            key_direction=_unit((-0.45, 0.50, 0.75)),
-            key_color=(0.70, 0.70, 0.70),
-            fill_direction=_unit((0.60, 0.10, 0.80)),
-            fill_color=(0.25, 0.25, 0.25),
-            ambient=(0.30, 0.30, 0.30),
-        )
-
-    def uniforms(self) -> dict:
-        """The shader inputs: unit directions, float tuples."""
-        return {
-            "key_direction": _unit(self.key_direction),
-            "key_color": tuple(float(c) for c in self.key_color),
-            "fill_direction": _unit(self.fill_direction),
-            "fill_color": tuple(float(c) for c in self.fill_color),
-            "ambient": tuple(float(c) for c in self.ambient),
-            "specular": float(self.specular),
-            "shininess": float(self.shininess),
-        }
-
-
-def _unit(v) -> tuple:
-    v = np.asarray(v, dtype=np.float64)
-    n = np.linalg.norm(v)
-    if v.shape != (3,) or n == 0:
-        raise ValueError(f"Lighting: a direction must be a non-zero 3-vector, got {tuple(v.ravel())}")
-    return tuple(float(x) for x in v / n)
-
-
-def vertex_incidence(triangles: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
-    """Sparse (V, F) matrix, 1 where vertex v is a corner of face f: per-vertex sums of face values in one product."""
-    f = len(triangles)
-    rows = triangles.reshape(-1)
-    cols = np.repeat(np.arange(f), 3)
-    inc = scipy.sparse.csr_matrix((np.ones(3 * f, np.float32), (rows, cols)), shape=(num_vertices, f))
-    inc.sum_duplicates()  # a degenerate face that repeats a vertex counts once per corner, as np.add.at would
-    return inc
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence: scipy.sparse.csr_matrix) -> np.ndarray:
-    """Unit smooth normals (V, 3) float32: area-weighted sums of face normals (zero for unused vertices)."""
-    a, b, c = vertices.take(triangles.T, axis=0)  # corners, each (F, 3); take is 5x faster than fancy indexing
-    face = np.cross(b - a, c - a)  # (F, 3), |.| = 2 area
-    normals = np.asarray(incidence @ face, dtype=np.float32)
-    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))
-    normals /= np.maximum(length, 1e-20)[:, None]
-    return normals
+from game.shading import DEFAULT_BACKGROUND, Lighting, vertex_incidence, vertex_normals
 
 
 def render_backends() -> list[str]:
@@ -190,10 +117,8 @@ def _load_llvm_users_first() -> None:
     Both bundle LLVM; loading triton after llvmpipe's EGL context exists segfaults the process, while
     the other order is fine. Importing it here makes the order safe whatever the caller imports later.
     """
-    try:
+    with contextlib.suppress(ImportError):
         import triton  # noqa: F401
-    except ImportError:
-        pass
 
 
 def _process_context():
@@ -375,147 +300,3 @@ class MeshRenderer:
             raise ValueError(f"MeshRenderer.render: colors must have shape ({v}, 3), got {np.shape(colors)}")
         if gloss is not None and np.shape(gloss) != (v,):
             raise ValueError(f"MeshRenderer.render: gloss must have shape ({v},), got {np.shape(gloss)}")
-
-
-# --------------------------------------------------------------------------- nvdiffrast (CUDA) backend
-
-
-class NvdiffrastRenderer:
-    """The same mesh, shading and output convention as MeshRenderer, on CUDA with nvdiffrast, differentiable.
-
-    Inputs may be batched: vertices (B, V, 3), colors (V, 3) or (B, V, 3), gloss (V,) or (B, V),
-    view_proj (4, 4) or (B, 4, 4), background (3,) or (B, 3); output (B, S, S, 4) float in [0, 1]
-    (unbatched in, unbatched out). Silhouettes are antialiased with `nvdiffrast.torch.antialias` (analytic,
-    differentiable in the vertex positions), so edge pixels differ a little from MeshRenderer's MSAA.
-    """
-
-    def __init__(self, size: int, triangles, device="cuda"):
-        import torch
-
-        triangles = np.asarray(triangles.cpu() if isinstance(triangles, torch.Tensor) else triangles)
-        if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
-            raise ValueError(f"NvdiffrastRenderer: triangles must have shape (F, 3), F > 0, got {triangles.shape}")
-        self.size = int(size)
-        self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
-        self.device = torch.device(device)
-        self._state = None  # per-process CUDA context and tensors; never pickled
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_state"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-    def close(self) -> None:
-        """Drop the rasteriser context and the triangle tensors."""
-        self._state = None
-
-    def _resources(self) -> dict:
-        if self._state is not None and self._state["pid"] == os.getpid():
-            return self._state
-        import nvdiffrast.torch as dr
-        import torch
-
-        tri = torch.as_tensor(self.triangles, dtype=torch.int32, device=self.device).contiguous()
-        self._state = {
-            "pid": os.getpid(),
-            "dr": dr,
-            "ctx": dr.RasterizeCudaContext(device=self.device),
-            "tri": tri,
-            "tri_long": tri.long(),
-            "topology_hash": dr.antialias_construct_topology_hash(tri),
-        }
-        return self._state
-
-    def render(self, vertices, colors, view_proj, lighting: Lighting, gloss=None, background=DEFAULT_BACKGROUND):
-        """Render (B, V, 3) or (V, 3) vertices -> (B, S, S, 4) or (S, S, 4) float RGBA in [0, 1], top-left origin."""
-        import torch
-        import torch.nn.functional as F
-
-        st = self._resources()
-        dr, tri, tri_long = st["dr"], st["tri"], st["tri_long"]
-        dev, f32 = self.device, torch.float32
-        v = torch.as_tensor(vertices).to(dev, f32)  # keeps the autograd graph of a tensor
-        batched = v.dim() == 3
-        v = v if batched else v[None]  # (B, V, 3)
-        bsz, nv = v.shape[:2]
-        if nv <= int(self.triangles.max()):
-            raise ValueError(
-                f"NvdiffrastRenderer.render: triangles use vertex {int(self.triangles.max())}, vertices has {nv} rows"
-            )
-        col = torch.as_tensor(colors, dtype=f32, device=dev).expand(bsz, nv, 3)
-        if gloss is None:
-            shine = torch.ones(bsz, nv, 1, dtype=f32, device=dev)
-        else:
-            shine = torch.as_tensor(gloss, dtype=f32, device=dev).reshape(-1, nv, 1).expand(bsz, nv, 1)
-        vp = torch.as_tensor(view_proj, dtype=f32, device=dev).reshape(-1, 4, 4).expand(bsz, 4, 4)
-        bg = torch.as_tensor(background, dtype=f32, device=dev).reshape(-1, 1, 1, 3)
-        u = {k: torch.as_tensor(val, dtype=f32, device=dev) for k, val in lighting.uniforms().items()}
-
-        clip = torch.cat([v, torch.ones_like(v[..., :1])], -1) @ vp.transpose(1, 2)  # (B, V, 4)
-        clip = clip.contiguous()
-        normals = _vertex_normals_torch(v, tri_long)  # (B, V, 3)
-        if isinstance(view_proj, torch.Tensor):
-            eye = _camera_position_torch(vp)  # (B, 4)
-        else:  # numpy: no device round trip
-            eye = torch.as_tensor(camera_position(view_proj), dtype=f32, device=dev).expand(bsz, 4)
-
-        rast, _ = dr.rasterize(st["ctx"], clip, tri, resolution=(self.size, self.size))  # (B, S, S, 4), row 0 = bottom
-        attrs = torch.cat([v, normals, col, shine], -1).contiguous()  # (B, V, 10)
-        feat, _ = dr.interpolate(attrs, rast, tri)
-        pos, nrm, albedo, gloss_px = feat[..., 0:3], feat[..., 3:6], feat[..., 6:9], feat[..., 9:10]
-
-        # Two-sided normals, as gl_FrontFacing: a face is front-facing when counter-clockwise on screen.
-        corners = clip.detach()[:, tri_long][..., [0, 1, 3]]  # (B, F, 3 corners, (x, y, w))
-        front = torch.linalg.det(corners.double()) > 0  # (B, F)
-        front = torch.cat([torch.zeros_like(front[:, :1]), front], 1)  # index 0 = no triangle
-        tri_id = rast[..., 3].long()  # triangle id + 1, 0 where empty
-        facing = torch.gather(front, 1, tri_id.reshape(bsz, -1)).reshape(bsz, self.size, self.size, 1)
-        n = F.normalize(nrm, dim=-1, eps=1e-10)
-        n = torch.where(facing, n, -n)
-
-        to_eye = eye[:, None, None, :3] - pos * eye[:, None, None, 3:]
-        view = F.normalize(to_eye, dim=-1, eps=1e-10)
-        nk = (n * u["key_direction"]).sum(-1, keepdim=True).clamp_min(0.0)
-        nf = (n * u["fill_direction"]).sum(-1, keepdim=True).clamp_min(0.0)
-        h = F.normalize(u["key_direction"] + view, dim=-1, eps=1e-10)
-        spec = u["specular"] * gloss_px * (n * h).sum(-1, keepdim=True).clamp_min(0.0) ** u["shininess"]
-        spec = torch.where(nk > 0, spec, torch.zeros_like(spec))
-        rgb = albedo * (u["ambient"] + u["key_color"] * nk + u["fill_color"] * nf) + u["key_color"] * spec
-        rgb = rgb.clamp(0.0, 1.0)
-
-        covered = (tri_id > 0)[..., None]
-        rgba = torch.cat([torch.where(covered, rgb, bg.expand_as(rgb)), covered.to(f32)], -1).contiguous()
-        rgba = dr.antialias(rgba, rast, clip, tri, topology_hash=st["topology_hash"])
-        rgba = torch.flip(rgba, dims=[1])  # nvdiffrast's row 0 is the bottom (OpenGL); ours is the top
-        return rgba if batched else rgba[0]
-
-
-def _vertex_normals_torch(v, tri_long):
-    """Unit smooth normals (B, V, 3) of (B, V, 3) vertices: area-weighted face normals summed per vertex."""
-    import torch
-    import torch.nn.functional as F
-
-    a, b, c = v[:, tri_long[:, 0]], v[:, tri_long[:, 1]], v[:, tri_long[:, 2]]
-    face = torch.cross(b - a, c - a, dim=-1)  # (B, F, 3)
-    normals = torch.zeros_like(v)
-    for k in range(3):
-        normals = normals.index_add(1, tri_long[:, k], face)
-    return F.normalize(normals, dim=-1, eps=1e-20)
-
-
-def _camera_position_torch(vp):
-    """Homogeneous camera centres (B, 4) of (B, 4, 4) view-projection matrices; see game.camera.camera_position."""
-    import torch
-
-    rows = vp.detach().double()[:, [0, 1, 3]]  # (B, 3, 4)
-    centre = torch.linalg.svd(rows).Vh[:, -1]  # (B, 4), null vector
-    w = centre[:, 3:]
-    finite = w.abs() > 1e-9 * centre[:, :3].abs().amax(-1, keepdim=True)
-    point = torch.cat([centre[:, :3] / torch.where(finite, w, torch.ones_like(w)), torch.ones_like(w)], -1)
-    direction = torch.nn.functional.normalize(centre[:, :3], dim=-1)
-    towards = ((vp.detach().double()[:, 2, :3] * direction).sum(-1, keepdim=True) > 0).double()
-    direction = torch.cat([direction * (1 - 2 * towards), torch.zeros_like(w)], -1)
-    return torch.where(finite, point, direction).to(vp.dtype)

@@ -19,7 +19,8 @@ import scipy.sparse
 from scipy.spatial import cKDTree
 
 from game import parameters as P
-from game.head import REGIONS, Head, Part
+from game.face import REGIONS
+from game.head import Head, Part
 
 DEFORMABLE = (Part.FACE, Part.SKULL, Part.NECK)
 RIGID_ANCHORS = {Part.EYEBALL: "eye", Part.EAR: "ear", Part.MOUTH: "mouth"}

@@ -12,6 +12,8 @@ from tqdm import tqdm
 from game import parameters as P
 from game.engine import Game
 
+# The game's shipped table (8 faces at 256 px): what eval reads to tell visible parameters apart.
+SENSITIVITY_FILE = Path(__file__).parent / "data" / "sensitivity.csv"
 # Invisible: below 0.01 grey levels (of 255) per pixel per unit, i.e. over its whole range the slider
 # changes fewer than ~33 pixels of a 256 px screenshot by 100 levels.
 VISIBILITY_THRESHOLD = 0.01
@@ -21,6 +23,10 @@ def measure(
     size: int = 256, faces: int = 8, delta: float = 0.5, seed: int = 0, indices=None, progress: bool = True
 ) -> np.ndarray:
     """(267,) mean absolute pixel change (0-255 scale) per unit of each parameter, by central differences."""
+    if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or faces < 1:
+        raise ValueError(f"faces must be a positive integer (random faces to average over), got {faces!r}")
+    if not delta > 0 or P.LOW + delta >= P.HIGH - delta:
+        raise ValueError(f"delta must be in (0, {(P.HIGH - P.LOW) / 2}), got {delta!r}")
     game = Game(size, "game")
     rng = np.random.default_rng(seed)
     # Stay delta inside the range so both probes are valid and the step is exactly 2 * delta.

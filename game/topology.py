@@ -1,39 +1,34 @@
 """MediaPipe's 468-point face topology: triangles, named index sets and the left-right mirror map.
 
-The connection lists come from `face_mesh_connections.py` of the mediapipe wheel in the weight cache
-(Apache-2.0); we read them as data (ast.literal_eval), never import or commit them.
+The connection lists are game data, `game/data/face_mesh_connections.csv`: the FACEMESH_* lists of
+mediapipe's `face_mesh_connections.py` (Apache-2.0; game/data/NOTICE.md), remade by
+`python -m models build-assets`.
 """
 
 from __future__ import annotations
 
-import ast
+import csv
 from collections import defaultdict
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from models.weights import mediapipe_asset
-
 NUM_LANDMARKS = 468
+CONNECTIONS_FILE = Path(__file__).parent / "data" / "face_mesh_connections.csv"
 
 
 @lru_cache(maxsize=1)
 def connection_sets() -> dict[str, np.ndarray]:
-    """Every FACEMESH_* edge list of the wheel as an (E, 2) int array, keyed by its suffix ('LIPS', 'NOSE', ...)."""
-    path = mediapipe_asset("face_mesh_connections.py")
-    sets = {}
-    for node in ast.parse(path.read_text()).body:
-        # Only the literal `NAME = frozenset([...])` assignments; unions of them are derived data.
-        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args):
-            continue
-        arg = node.value.args[0]
-        if isinstance(arg, ast.List):
-            name = node.targets[0].id.removeprefix("FACEMESH_")
-            sets[name] = np.array(sorted(ast.literal_eval(arg)), dtype=np.int64)
-    if "TESSELATION" not in sets:
-        raise ValueError(f"{path}: no FACEMESH_TESSELATION list found; is this mediapipe's face_mesh_connections.py?")
-    return sets
+    """Every FACEMESH_* edge list as a sorted (E, 2) int array, keyed by its suffix ('LIPS', 'NOSE', ...)."""
+    edges = defaultdict(list)
+    with open(CONNECTIONS_FILE, newline="") as f:
+        for row in csv.DictReader(f):
+            edges[row["set"]].append((int(row["a"]), int(row["b"])))
+    if "TESSELATION" not in edges:
+        raise ValueError(f"{CONNECTIONS_FILE}: no TESSELATION rows; expected `set,a,b` rows of MediaPipe's face mesh")
+    return {name: np.array(pairs, dtype=np.int64) for name, pairs in edges.items()}
 
 
 def landmark_set(name: str) -> np.ndarray:

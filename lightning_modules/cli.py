@@ -10,10 +10,13 @@ Resume the latest run of an experiment exactly with `--ckpt_path last` (or pick 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from lightning_modules.checkpoint_trust import check_module_checkpoint
 from lightning_modules.run_folder import RunConfig, make_callbacks, make_loggers, resolve_run_dir
 
 
@@ -33,6 +36,15 @@ class LikenessCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         """Add the `run:` section."""
         parser.add_class_arguments(RunConfig, "run")
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse; then check a --ckpt_path FILE, whose hyper-parameters LightningCLI merges into the config and
+        builds the model from (a run's own, or a crafted one), before anything in it is imported."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():  # "last" (resolved by the trainer) names a run's own file
+            check_module_checkpoint(ckpt_path)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """Resolve the run folder, then build the trainer with its loggers and checkpointing."""

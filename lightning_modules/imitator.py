@@ -12,14 +12,15 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from lightning_modules.checkpoints import build_network, network_spec
+from lightning_modules.checkpoint_trust import CheckedLoading
+from models.checkpoints import build_network, network_spec
 
 # Eq. 1 pixel loss. "l2" is the mean squared error (the usual reading of ||.||_2 in such losses;
 # it does not grow with the image size), "l1" the mean absolute error.
 PIXEL_LOSSES = {"l2": F.mse_loss, "l1": F.l1_loss}
 
 
-class ImitatorModule(LightningModule):
+class ImitatorModule(CheckedLoading, LightningModule):
     """Trains an injected imitator net on (parameters, screenshot) batches; PSNR/SSIM on held-out rows."""
 
     def __init__(
@@ -33,7 +34,7 @@ class ImitatorModule(LightningModule):
         if loss not in PIXEL_LOSSES:
             raise ValueError(f"loss must be one of {sorted(PIXEL_LOSSES)}, got {loss!r}")
         if isinstance(net, dict):  # {"class_path", "init_args"}: load_from_checkpoint of a run built in Python
-            net = build_network(net)
+            net = build_network(net, "hyper_parameters['net']")
         # The net is stored as class path + init args (never pickled), so a checkpoint rebuilds it alone;
         # the optimizer and scheduler live in the run's config.yaml.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])

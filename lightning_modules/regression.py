@@ -6,13 +6,14 @@ Batches, train and val alike (datamodules.CrossDomainDataModule with `source`):
                 "parameters": (P*K, 267) ground truth of a synthetic set, NaN for real photos}}
 The frozen networks (imitator G, F_3d, F_id) come from their own files on every start and never enter this
 module's checkpoints; `imitator_checkpoint` names an imitator run's checkpoint (see `find_checkpoint`).
+One file (~380 lines): one LightningModule for eq. 12: its checks, shared step, extra terms, frozen-net hooks.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Literal
+from dataclasses import asdict
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError
 
-from lightning_modules.checkpoints import build_network, load_network, network_spec
-from losses import CrossDomainObjective, DomainBatch, Frozen
-from losses.domain import Kernel
+from game.parameters import check_same_table
+from lightning_modules.checkpoint_trust import CheckedLoading
+from losses import PAPER_OBJECTIVE, CrossDomainObjective, DomainBatch, Frozen, ObjectiveSettings
+from models.checkpoints import build_network, find_checkpoint, load_network, network_spec
 from models.face_geometry import build_face_geometry
 from models.face_id import build_face_id
 from models.regressor import Regressor
@@ -32,29 +34,7 @@ from models.vqvae2 import VQVAE2, Quantizer, VQVAE2Output
 log = logging.getLogger(__name__)
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """The checkpoint a path names: a file, a run version's checkpoints/last.ckpt, or a run's newest version's."""
-    path = Path(path)
-    if path.is_file():
-        return path
-
-    def version(checkpoint: Path) -> int:
-        number = checkpoint.parts[-3].removeprefix("version_")
-        return int(number) if number.isdigit() else -1
-
-    newest_first = sorted(path.glob("version_*/checkpoints/last.ckpt"), key=version, reverse=True)
-    for candidate in [path / "checkpoints" / "last.ckpt", *newest_first]:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "
-        f"inside it. Train the imitator first (`make train-imitator`, or `python -m lightning_modules.cli fit "
-        f"--config experiments/demo/imitator.yaml` for the demo: runs/<name>/version_N/checkpoints/last.ckpt), "
-        f"then set model.init_args.imitator_checkpoint to the run folder (runs/imitator) or a .ckpt file"
-    )
-
-
-class RegressionModule(LightningModule):
+class RegressionModule(CheckedLoading, LightningModule):
     """Trains an injected encoder (E, D) and regressor R on (screenshot, photo) batches with eq. 12."""
 
     def __init__(
@@ -66,36 +46,31 @@ class RegressionModule(LightningModule):
         face_id: str | None = "dlib",
         face_geometry_checkpoint: str | None = None,
         face_id_checkpoint: str | None = None,
-        lambda_restored: float = 1.0,
-        lambda_domain: float = 0.01,
-        lambda_contrastive: float = 0.02,
-        lambda_consistency: float = 0.02,
-        beta: float = 0.25,
-        weight_3d: float = 1.0,
-        weight_id: float = 1.0,
-        temperature: float = 0.07,
-        normalize_contrastive: bool = True,
-        differ_on_source: bool = False,
-        mmd_sigma_features: float | None = None,
-        mmd_sigma_params: float | None = None,
-        mmd_on_features: bool = True,
-        mmd_kernel: Kernel = "gaussian",
-        l2_mode: Literal["mse", "norm"] = "mse",
+        objective: ObjectiveSettings = PAPER_OBJECTIVE,
         reconstruction_weight: float = 0.0,
         parameter_prior_weight: float = 0.0,
         screenshot_supervision_weight: float = 0.0,
         restore_against: Literal["screenshot", "imitator"] = "screenshot",
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
+        **flat_objective: Any,
     ) -> None:
+        """`flat_objective`: eq. 12's settings as top-level keys, as checkpoints from before `objective` hold them."""
         super().__init__()
+        objective = ObjectiveSettings.of(objective, flat_objective)
         # {"class_path", "init_args"}: load_from_checkpoint of a module whose nets were saved as specs.
-        encoder = build_network(encoder) if isinstance(encoder, dict) else encoder
-        regressor = build_network(regressor) if isinstance(regressor, dict) else regressor
+        encoder = build_network(encoder, "hyper_parameters['encoder']") if isinstance(encoder, dict) else encoder
+        regressor = (
+            build_network(regressor, "hyper_parameters['regressor']") if isinstance(regressor, dict) else regressor
+        )
         # Networks as class path + init args (never pickled), so load_network(path, "encoder") rebuilds them
         # alone; optimizer and scheduler live in the run's config.yaml.
-        self.save_hyperparameters(ignore=["encoder", "regressor", "optimizer", "scheduler"])
-        self.save_hyperparameters({"encoder": network_spec(encoder), "regressor": network_spec(regressor)})
+        self.save_hyperparameters(
+            ignore=["encoder", "regressor", "objective", "optimizer", "scheduler", *flat_objective]
+        )
+        self.save_hyperparameters(
+            {"encoder": network_spec(encoder), "regressor": network_spec(regressor), "objective": asdict(objective)}
+        )
         if restore_against not in ("screenshot", "imitator"):
             raise ValueError(
                 f"restore_against must be 'screenshot' (eq. 3) or 'imitator' (G(p_true)), got {restore_against!r}"
@@ -125,36 +100,19 @@ class RegressionModule(LightningModule):
                 f"regressor must work at the size the imitator renders"
             )
         # An extractor is built only for a term that is on: switching a loss off is an explicit weight 0.
-        on = lambda_consistency > 0
+        on = objective.lambda_consistency > 0
         f3d = self._extractor(
             "face_geometry",
             face_geometry,
             face_geometry_checkpoint,
-            on and weight_3d > 0,
+            on and objective.weight_3d > 0,
             "weight_3d",
             build_face_geometry,
         )
-        fid = self._extractor("face_id", face_id, face_id_checkpoint, on and weight_id > 0, "weight_id", build_face_id)
-        self.objective = CrossDomainObjective(
-            imitator,
-            f3d,
-            fid,
-            lambda_restored,
-            lambda_domain,
-            lambda_contrastive,
-            lambda_consistency,
-            beta=beta,
-            differ_on_source=differ_on_source,
-            mmd_sigma_features=mmd_sigma_features,
-            mmd_sigma_params=mmd_sigma_params,
-            mmd_on_features=mmd_on_features,
-            mmd_kernel=mmd_kernel,
-            temperature=temperature,
-            normalize_contrastive=normalize_contrastive,
-            weight_3d=weight_3d,
-            weight_id=weight_id,
-            l2_mode=l2_mode,
+        fid = self._extractor(
+            "face_id", face_id, face_id_checkpoint, on and objective.weight_id > 0, "weight_id", build_face_id
         )
+        self.objective = CrossDomainObjective(imitator, f3d, fid, objective)
         self.quantizers = [m for m in encoder.modules() if isinstance(m, Quantizer)]  # plain list: not submodules
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         # Parameter RMSE against ground truth where a set has it: screenshots always, synthetic photos too.
@@ -178,8 +136,8 @@ class RegressionModule(LightningModule):
             return None
         if name is None:
             raise ValueError(
-                f"model.init_args.{key} is null but L_consistency uses it ({weight} > 0 and "
-                f"lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0"
+                f"model.init_args.{key} is null but L_consistency uses it (objective.{weight} > 0 and "
+                f"objective.lambda_consistency > 0): name an extractor, or switch its term off with {weight}: 0"
             )
         return build(name, checkpoint)  # a file that does not load stops here, naming it and the alternatives
 
@@ -187,7 +145,7 @@ class RegressionModule(LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Regress game parameters (B, 267) from images (B, 3, S, S) in [0, 1]."""
-        return self.regressor(self.encoder(images).features)[1]
+        return self.regressor(self.encoder(images).features).parameters
 
     def render(self, images: torch.Tensor) -> torch.Tensor:
         """The imitator's render of the parameters regressed from images: G(R(D(E(I))))."""
@@ -227,7 +185,7 @@ class RegressionModule(LightningModule):
         split = target["image"].shape[0]
         images = torch.cat([target["image"], source["image"]])
         encoded, differ_target, differ_source = self.encode(images, split)
-        f, p = self.regressor(encoded.features)
+        f, p = self.regressor(encoded.features)  # RegressorOutput(features, parameters)
         reference = target["image"]
         if self.hparams.restore_against == "imitator":
             # Not in the paper (eq. 3 compares with the screenshot): G(p_true) as the reference, so the
@@ -319,7 +277,7 @@ class RegressionModule(LightningModule):
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Game parameters (B, 267) of photos: an image tensor, {"image": ...} or a paired batch's source."""
         if isinstance(batch, dict):
-            batch = batch["source"] if "source" in batch else batch
+            batch = batch.get("source", batch)
             batch = batch["image"]
         return self(batch)
 
@@ -344,7 +302,7 @@ class RegressionModule(LightningModule):
 
     def _engine_render(self, parameters: torch.Tensor, size: int) -> torch.Tensor:
         """What the player gets: the game engine's screenshots of the parameters (CPU rendering)."""
-        from eval.likeness import engine_renders  # imported here: training must not need the renderer
+        from game.engine import engine_renders  # imported here: training must not need the renderer
 
         return engine_renders(parameters.detach().float().cpu().numpy(), size).to(self.device)
 
@@ -360,17 +318,14 @@ class RegressionModule(LightningModule):
                 f"{self.encoder.image_size} px: set data.init_args.image_size alike"
             )
         imitator_table = self._imitator_table()
-        data_table = None
+        data_table, data = None, "the data"
         if datamodule is not None and hasattr(datamodule, "state_dict"):
             try:
-                data_table = datamodule.state_dict().get("parameter_table_version")
+                state = datamodule.state_dict()
             except (OSError, ValueError):  # no set on disk yet (prepare_data makes it): nothing to compare
-                data_table = None
-        if imitator_table and data_table and imitator_table != data_table:
-            raise ValueError(
-                f"the imitator {self.imitator_file} was trained on parameter table {imitator_table}, "
-                f"the data uses {data_table}: the 267 parameters mean different things"
-            )
+                state = {}
+            data_table, data = state.get("parameter_table_version"), state.get("target_root", data)
+        check_same_table(self.imitator_file, imitator_table, data, data_table)
 
     def _imitator_table(self) -> str | None:
         checkpoint = torch.load(self.imitator_file, map_location="cpu", weights_only=True, mmap=True)

@@ -5,16 +5,18 @@ from losses.contrastive import ContrastiveLoss
 from losses.distributed import all_gather_with_grad
 from losses.domain import DomainLoss, linear_mmd2, mmd2
 from losses.frozen import Frozen
-from losses.objective import CrossDomainObjective, DomainBatch
+from losses.objective import PAPER_OBJECTIVE, CrossDomainObjective, DomainBatch, ObjectiveSettings
 from losses.restored import RestoredLoss
 
 __all__ = [
+    "PAPER_OBJECTIVE",
     "ConsistencyLoss",
     "ContrastiveLoss",
     "CrossDomainObjective",
     "DomainBatch",
     "DomainLoss",
     "Frozen",
+    "ObjectiveSettings",
     "RestoredLoss",
     "all_gather_with_grad",
     "linear_mmd2",

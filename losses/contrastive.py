@@ -21,7 +21,7 @@ class ContrastiveLoss(nn.Module):
     - the negatives are all photos of the other people, so 2 per person with 2 photos each (eq. 8
       says "the other K people");
     - with more than 2 photos of a person, the other positives are left out of the denominator.
-    s is the dot product of L2-normalised parameter vectors (METHOD.md's default) or, with
+    s is the dot product of L2-normalised parameter vectors (docs/method.md#contrastive-loss) or, with
     normalize=False, the raw dot product of eq. 8 (unbounded: p.p / 0.07 saturates quickly).
     """
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from models.modes import AlwaysEval
 
-class Frozen(nn.Module):
+
+class Frozen(AlwaysEval):
     """Wraps a network: no parameter requires grad and it stays in eval mode; gradients still flow through it."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module.requires_grad_(False).eval()
-
-    def train(self, mode: bool = True) -> Frozen:
-        # Lightning calls .train() on the whole tree every epoch; a frozen net's BatchNorm must keep
-        # its running statistics and dropout must stay off.
-        return super().train(False)
 
     def forward(self, *args, **kwargs):
         # Checked on every call (a few dozen flags): something that re-enables gradients on the whole

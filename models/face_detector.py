@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
+from models.modes import AlwaysEval
 from models.tflite_graph import TFLiteNet
 from models.weights import mediapipe_asset
 
@@ -102,7 +102,7 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, fl
     return out, np.array([new_w / width, new_h / height]), np.array([left, top], dtype=np.float64)
 
 
-class BlazeFaceDetector(nn.Module):
+class BlazeFaceDetector(AlwaysEval):
     """MediaPipe's short-range face detector (faces within ~2 m of the camera), 128 x 128 input."""
 
     def __init__(self, tflite_path: str | os.PathLike | None = None, min_score: float = 0.5, iou: float = 0.3):
@@ -112,10 +112,6 @@ class BlazeFaceDetector(nn.Module):
         self.logit_index = self.net.output_indices["classificators"]  # (1, 896, 1)
         self.min_score, self.iou = min_score, iou
         self.register_buffer("anchors", ssd_anchors(), persistent=False)
-
-    def train(self, mode: bool = True) -> BlazeFaceDetector:
-        """Stay in eval mode: the detector is frozen."""
-        return super().train(False)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 128, 128) RGB in [0, 1] -> raw regressors (B, 896, 16), raw score logits (B, 896)."""
@@ -154,7 +150,9 @@ class BlazeFaceDetector(nn.Module):
         results = []
         for detections, (_, scale, offset) in zip(faces, boxed):
 
-            def to_photo(points):  # [0, 1] of the 128 px input -> letterbox pixels -> photo pixels
+            def to_photo(
+                points, offset=offset, scale=scale
+            ):  # [0, 1] of the 128 px input -> letterbox pixels -> photo pixels
                 return (points.reshape(-1, 2) * INPUT_SIZE - offset) / scale
 
             results.append([Detection(d.score, to_photo(d.box).reshape(4), to_photo(d.keypoints)) for d in detections])

@@ -21,8 +21,9 @@ from torch import nn
 from torchvision.models import resnet50
 
 from game.framing import similarity_to_template
-from models.face_id import TemplateCrop
+from models.extractor import TemplateCrop
 from models.face_mesh import FaceMeshNet
+from models.modes import AlwaysEval
 from models.weights import layout_mismatch, read_state_dict
 
 EXTRACTORS = ("landmarks", "deep3d")
@@ -38,14 +39,6 @@ def freeze(module: nn.Module) -> nn.Module:
             if buffer is not None:
                 child.register_buffer(name, buffer, persistent=False)  # re-registering drops persistence
     return module.eval()
-
-
-class _FrozenExtractor(nn.Module):
-    """Eval mode is permanent: a parent's .train() must not switch batch norm back to batch statistics."""
-
-    def train(self, mode: bool = True) -> _FrozenExtractor:
-        """Stay in eval mode whatever a parent module asks."""
-        return super().train(False)
 
 
 def square_crop_to_template(side: float, centre: tuple[float, float], size: int) -> np.ndarray:
@@ -91,13 +84,13 @@ LANDMARK_SCALE = 40.0
 
 def neutral_reference() -> np.ndarray:
     """(468, 3) centred reference shape: the game's neutral face landmarks in the landmark net's axes."""
-    from game.head import neutral_face_landmarks  # the cached asset of `python -m game build-assets`
+    from game.face import neutral_face_landmarks  # game data (game/data/neutral_face.npy)
 
     points = neutral_face_landmarks() * WORLD_TO_NET_AXES
     return points - points.mean(0)
 
 
-class LandmarkGeometry(_FrozenExtractor):
+class LandmarkGeometry(AlwaysEval):
     """F_3d = MediaPipe's 468 3D landmarks after similarity alignment to the neutral face, flattened (B, 1404).
 
     The reference is fixed (not the batch mean), so a face's feature does not depend on its batch: a photo
@@ -188,7 +181,7 @@ def _torchvision_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return state
 
 
-class Deep3DCoefficients(_FrozenExtractor):
+class Deep3DCoefficients(AlwaysEval):
     """F_3d = Deep3DFaceRecon_pytorch's identity and expression coefficients (B, 144) of template-aligned faces.
 
     Deep3DCoefficients() has random weights (tests); Deep3DCoefficients.from_checkpoint(path) loads a
@@ -237,7 +230,7 @@ def build_face_geometry(name: str = "landmarks", checkpoint: str | os.PathLike |
     """The 3D face-geometry extractor F_3d by name: 'landmarks' (MediaPipe's landmark net from the cache, or the
     .tflite file `checkpoint`) or 'deep3d' (`checkpoint` = a Deep3DFaceRecon_pytorch epoch_*.pth)."""
     alternatives = (
-        "alternatives: 'landmarks' (face_landmark.tflite made by `python -m models.weights fetch`, or "
+        "alternatives: 'landmarks' (face_landmark.tflite made by `python -m models fetch`, or "
         "checkpoint=path to it) or 'deep3d' (checkpoint=path to a Deep3DFaceRecon_pytorch checkpoint, "
         "e.g. checkpoints/face_recon/epoch_20.pth)"
     )

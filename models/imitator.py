@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-NUM_PARAMETERS = 267
+from game.parameters import NUM_PARAMETERS
+
 TABLE2_CHANNELS = (256, 256, 256, 128, 64, 32)  # L1..L6 widths at 4, 8, 16, 32, 64, 128 px
 
 

@@ -8,7 +8,7 @@ Smaller images keep every layer and width and drop strides from the front, so f 
 Table 1 gives only the shapes. Our choices: a stride-2 layer is a 4x4 conv (as in the VQ-VAE-2
 encoder), a stride-1 layer a 3x3 conv; each is followed by GroupNorm and LeakyReLU(0.2); the
 head is a linear layer on the flattened L5 (a 2x2 valid conv, equivalently), then 2.5 * tanh so p
-stays in the range the imitator was trained on (METHOD.md).
+stays in the range the imitator was trained on (docs/method.md#regressor).
 Not in the paper: a per-parameter `shrinkage` factor in [0, 1] (ones, i.e. off, until
 callbacks.shrinkage.ShrinkageCalibration fits it on held-out screenshots) scales p in eval mode only, like
 BatchNorm's running statistics: training sees the raw output, every user of a trained R the calibrated one.
@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 
-NUM_PARAMETERS = 267
+from game.parameters import NUM_PARAMETERS
+
 TABLE1_CHANNELS = (32, 64, 128, 256, 256)  # L1..L5
+
+
+class RegressorOutput(NamedTuple):
+    """What R returns: the image feature f and the game parameters p."""
+
+    features: torch.Tensor  # (B, 1024) f
+    parameters: torch.Tensor  # (B, 267) p in [-2.5, 2.5]
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -39,7 +47,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class Regressor(nn.Module):
-    """Feature map (B, 128, S/4, S/4) -> (f (B, 1024), p (B, 267) in [-2.5, 2.5])."""
+    """Feature map (B, 128, S/4, S/4) -> RegressorOutput(features f (B, 1024), parameters p (B, 267) in [-2.5, 2.5])."""
 
     def __init__(
         self,
@@ -84,7 +92,7 @@ class Regressor(nn.Module):
         self.register_buffer("shrinkage", torch.ones(num_parameters))
         self.register_load_state_dict_pre_hook(_ones_for_missing_shrinkage)
 
-    def forward(self, x: torch.Tensor, shrink: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, shrink: bool | None = None) -> RegressorOutput:
         """Return the image feature f (B, 1024) and the game parameters p (B, 267); p is scaled by `shrinkage`
         in eval mode, or as `shrink` says."""
         if x.shape[-2:] != (self.in_size, self.in_size):
@@ -96,7 +104,7 @@ class Regressor(nn.Module):
         p = self.parameter_range * torch.tanh(self.head(f))
         if (not self.training) if shrink is None else shrink:
             p = p * self.shrinkage
-        return f, p
+        return RegressorOutput(f, p)
 
 
 def _ones_for_missing_shrinkage(module: Regressor, state_dict: dict, prefix: str, *args) -> None:

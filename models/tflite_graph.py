@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.modes import AlwaysEval
+
 _OP_NAMES = {code: name for name, code in vars(tflite.BuiltinOperator).items() if not name.startswith("_")}
 _NP_TYPES = {
     tflite.TensorType.FLOAT32: np.float32,
@@ -226,7 +228,7 @@ def _build(g: TFLiteGraph, name: str, ins: list[int], out: int, options) -> nn.M
     raise NotImplementedError(f"{g.path}: tflite operator {name} is not implemented by models.tflite_graph")
 
 
-class TFLiteNet(nn.Module):
+class TFLiteNet(AlwaysEval):
     """A whole .tflite subgraph as a frozen torch module; `run` returns every output tensor by tflite index."""
 
     def __init__(self, tflite_path: str | os.PathLike):
@@ -241,10 +243,6 @@ class TFLiteNet(nn.Module):
         self.output_shapes = {name: g.shape(i) for name, i in self.output_indices.items()}
         self.requires_grad_(False)
         self.eval()
-
-    def train(self, mode: bool = True) -> TFLiteNet:
-        """Stay in eval mode whatever a parent module asks: these nets are frozen extractors."""
-        return super().train(False)
 
     def run(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Replay the graph on an NCHW input; every tensor computed, by tflite tensor index."""

@@ -1,4 +1,4 @@
-"""Encoder E and decoder D of the regression pipeline: a two-level VQ-VAE-2 (METHOD.md, "Networks").
+"""Encoder E and decoder D of the regression pipeline: a two-level VQ-VAE-2 (docs/method.md#encoder).
 
 Layout after rosinality/vq-vae-2-pytorch; codebooks from vector-quantize-pytorch. For an S px image:
     enc_b: image -> (B, 128, S/4, S/4)        bottom latent   (256 px: 64x64, 128 px: 32x32, 64 px: 16x16)
@@ -8,7 +8,8 @@ Layout after rosinality/vq-vae-2-pytorch; codebooks from vector-quantize-pytorch
     D: upsample the quantised top map to S/4 and concatenate it with the quantised bottom map:
        features (B, 128, S/4, S/4), the regressor's input (64x64x128 at 256 px, as in the paper).
 An optional small image decoder maps the features back to the image (the reconstruction term,
-weight 0 by default in METHOD.md); it is only built when asked for, so it never sits unused.
+weight 0 by default in the paper; docs/method.md#extra-terms); it is only built when asked for, so it never
+sits unused.
 
 L_differ (eq. 4): the codebook term is replaced by EMA updates (VQ-VAE-2 / rosinality practice), the
 commitment term alpha * ||sg[e] - E(I)||^2 (alpha = 0.25) is returned, summed over both levels;

@@ -1,12 +1,11 @@
 """The weight and asset cache: one folder outside git, filled from package registries by `make setup`.
 
 Nothing here runs at training or inference time except `require`, which only looks on disk.
-`python -m models.weights fetch` downloads and unpacks; `python -m models.weights where` prints the folder.
+`python -m models fetch` downloads and unpacks; `python -m models where` prints the folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -91,7 +90,7 @@ def layout_mismatch(got: dict, expected: dict, prefix: str = "") -> str:
 
 def mediapipe_asset(name: str) -> Path:
     """A file unpacked from the mediapipe wheel, e.g. 'face_landmark.tflite'."""
-    return require(f"{MEDIAPIPE_DIR}/{name}", made_by="python -m models.weights fetch")
+    return require(f"{MEDIAPIPE_DIR}/{name}", made_by="python -m models fetch")
 
 
 def fetch_mediapipe(force: bool = False) -> Path:
@@ -131,7 +130,7 @@ def fetch_mediapipe(force: bool = False) -> Path:
 
 def face_api_asset(name: str) -> Path:
     """A file unpacked from the @vladmandic/face-api npm package, e.g. 'face_recognition_model.bin'."""
-    return require(f"{FACE_API_DIR}/{name}", made_by="python -m models.weights fetch")
+    return require(f"{FACE_API_DIR}/{name}", made_by="python -m models fetch")
 
 
 def fetch_face_api(force: bool = False) -> Path:
@@ -143,7 +142,7 @@ def fetch_face_api(force: bool = False) -> Path:
     if npm is None:
         raise RuntimeError(
             f"`npm` is not on PATH, so `npm pack {FACE_API_PACKAGE}` cannot fetch {target}. "
-            "Install Node.js 18+ with npm, then run `python -m models.weights fetch`."
+            "Install Node.js 18+ with npm, then run `python -m models fetch`."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unpack beside the target, so the final rename stays on one filesystem and is atomic.
@@ -163,19 +162,3 @@ def fetch_face_api(force: bool = False) -> Path:
             if not all((target / name).is_file() for name in FACE_API_MEMBERS.values()):
                 raise
     return target
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m models.weights", description=__doc__)
-    parser.add_argument("command", choices=["fetch", "where"])
-    parser.add_argument("--force", action="store_true", help="download again even if present")
-    args = parser.parse_args(argv)
-    if args.command == "where":
-        print(cache_dir())
-        return
-    print(f"mediapipe {MEDIAPIPE_VERSION} assets -> {fetch_mediapipe(force=args.force)}")
-    print(f"face-api {FACE_API_VERSION} assets -> {fetch_face_api(force=args.force)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,13 +1,19 @@
-"""Tiny fake screenshot sets on disk, in the exact layouts of docs/contracts.md section 4."""
+"""The library of fakes: tiny screenshot and photo sets on disk in the exact layouts of docs/contracts.md
+section 4, tiny networks and checkpoints in the layout of section 6, and a free TCP port.
+tests/conftest.py makes fixtures over them."""
 
 from __future__ import annotations
 
 import csv
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 NUM_PARAMETERS = 267
 
@@ -150,3 +156,106 @@ def write_photo_folders(
             writer.writerow(["path"] + [f"{p}_{a}" for p in ("reye", "leye", "nose", "rmouth", "lmouth") for a in "xy"])
             writer.writerows(rows)
     return root
+
+
+# ------------------------------------------------------------------------------------ networks and checkpoints
+
+
+def write_network_checkpoint(path: str | Path, extra: dict | None = None, **networks: nn.Module) -> Path:
+    """Write the parts of a Lightning checkpoint that load_network reads (docs/contracts.md section 6): each
+    network's {"class_path", "init_args"} under hyper_parameters[name], its weights under "name." in state_dict;
+    `extra` adds top-level entries (frozen_sources, CrossDomainDataModule). Returns the path."""
+    from models.checkpoints import network_spec
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "hyper_parameters": {name: network_spec(net) for name, net in networks.items()},
+        "state_dict": {f"{name}.{k}": v for name, net in networks.items() for k, v in net.state_dict().items()},
+    }
+    torch.save(checkpoint | (extra or {}), path)
+    return path
+
+
+def imitator_with_statistics(image_size: int = 64, seed: int = 0) -> nn.Module:
+    """A tiny untrained imitator whose batch-norm statistics and contrast are those training would leave.
+
+    Without them the untrained net renders every vector as the same grey image, and nothing could be restored
+    from its renders; with them pixels vary by ~0.2 between two parameter vectors.
+    """
+    from models.imitator import Imitator
+
+    torch.manual_seed(seed)
+    net = Imitator(image_size=image_size, channels=(16, 16, 8, 8, 8))
+    for norm in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.momentum = None  # a cumulative average: one pass gives the batch's statistics
+    with torch.no_grad():
+        net.train()(torch.rand(256, NUM_PARAMETERS) * 5 - 2.5)
+        net.layers[-2].weight.mul_(8)  # and contrast
+    return net.eval()
+
+
+def write_imitator_checkpoint(path: str | Path, image_size: int = 64, table: str | None = None) -> Path:
+    """imitator_with_statistics() as a checkpoint; `table` records the parameter table version it was trained on."""
+    extra = None if table is None else {"CrossDomainDataModule": {"parameter_table_version": table}}
+    return write_network_checkpoint(path, extra, net=imitator_with_statistics(image_size))
+
+
+class TinyExtractor(nn.Module):
+    """A stand-in F_3d / F_id with batch norm (so 'stays in eval' means something): images -> (B, 16)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16)
+
+    def forward(self, images):
+        return F.adaptive_avg_pool2d(self.norm(self.conv(images)), 1).flatten(1)
+
+
+def fake_render_batch(parameters: np.ndarray, size: int) -> np.ndarray:
+    """fake_render over rows: uint8 (N, S, S, 3), the shape the engine's render_batch returns."""
+    return np.stack([fake_render(row, size) for row in parameters])
+
+
+def train_tiny_imitator(steps: int = 200, size: int = 64, seed: int = 0) -> nn.Module:
+    """A tiny imitator trained with Adam on fake_render's screenshots of 256 vectors (a few seconds on one core)."""
+    from models.imitator import Imitator
+
+    torch.manual_seed(seed)
+    net = Imitator(image_size=size, channels=(32, 32, 16, 16))
+    parameters = fake_parameters(256, seed)
+    images = torch.from_numpy(fake_render_batch(parameters, size)).permute(0, 3, 1, 2).float() / 255
+    parameters = torch.from_numpy(parameters)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    net.train()
+    for _ in range(steps):
+        rows = torch.randint(0, len(parameters), (32,))
+        loss = F.mse_loss(net(parameters[rows]), images[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------------------------- distributed
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now (for a gloo process group's MASTER_PORT)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def small_fit_args(target_root: str | Path, runs: str | Path) -> list[str]:
+    """LightningCLI flags shared by the tests that fit on a tiny screenshot set: its root, batch 8, no workers."""
+    return [
+        "--data.init_args.target_root",
+        str(target_root),
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.num_workers",
+        "0",
+        "--run.root",
+        str(runs),
+    ]

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from fakes import write_network_checkpoint
 from torch import nn
 
 from datamodules.split import make_split
@@ -14,7 +15,7 @@ from eval.baselines import ParameterEstimator, build_baseline, throughput
 from eval.baselines.f2p import F2P, TemplateContent
 from eval.baselines.fastf2p import FastF2P, Translator, save_translator, train_translator
 from game.parameters import HIGH, NUM_PARAMETERS, sample_uniform
-from lightning_modules.checkpoints import load_network
+from models.checkpoints import load_network
 from models.imitator import Imitator
 
 SIZE = 64
@@ -135,6 +136,22 @@ def test_f2p_runs_under_inference_mode_like_a_descriptor():
     assert params.shape == (2, NUM_PARAMETERS)
 
 
+def test_f2p_under_inference_mode_searches_exactly_as_without_it():
+    """Descriptors run under inference_mode (eval.verify): the search must still take its gradient steps there,
+    not hand back the neutral start, and must find what it finds outside inference_mode."""
+    imitator = tiny_imitator()
+    truth = torch.from_numpy(sample_uniform(np.random.default_rng(6), 2)) * 0.6
+    with torch.no_grad():
+        photos = imitator(truth)
+    f2p = F2P(imitator, tiny_face_id(), steps=30)
+    searched, history = f2p.optimise(photos)
+    assert (history[-1] < 0.7 * history[0]).all(), history[[0, -1]]  # 30 steps already lower the objective
+    with torch.inference_mode():
+        params = f2p(photos)
+    torch.testing.assert_close(params, searched)
+    assert (params - truth).abs().mean() < truth.abs().mean()  # closer to the truth than the start p = 0
+
+
 def test_template_content_ignores_exposure_and_background():
     content, photos = TemplateContent(), game_photos(2, seed=7)
     features = content(photos)
@@ -149,10 +166,9 @@ def test_template_content_ignores_exposure_and_background():
 
 
 @pytest.fixture(scope="module")
-def game_set(tmp_path_factory):
-    from game.dataset import generate
-
-    return generate(tmp_path_factory.mktemp("game") / "set", 32, size=SIZE, workers=1, progress=False)
+def game_set(rendered_set, tmp_path_factory):
+    """32 game screenshots, this module's own copy (the first test writes its split.json)."""
+    return rendered_set(32, SIZE, into=tmp_path_factory.mktemp("game") / "set")
 
 
 def test_fastf2p_trains_on_a_game_set_and_predicts(game_set, tmp_path):
@@ -184,17 +200,8 @@ def test_fastf2p_command_line_writes_a_loadable_checkpoint(game_set, tmp_path, m
 
     import models.face_id
     from eval.baselines import fastf2p
-    from lightning_modules.checkpoints import network_spec
 
-    imitator = tiny_imitator()
-    imitator_path = tmp_path / "imitator.ckpt"
-    torch.save(
-        {
-            "hyper_parameters": {"net": network_spec(imitator)},
-            "state_dict": {f"net.{k}": v for k, v in imitator.state_dict().items()},
-        },
-        imitator_path,
-    )
+    imitator_path = write_network_checkpoint(tmp_path / "imitator.ckpt", net=tiny_imitator())
     monkeypatch.setattr(models.face_id, "build_face_id", lambda name, checkpoint=None: tiny_face_id())
     out = tmp_path / "fastf2p.ckpt"
     monkeypatch.setattr(
@@ -232,6 +239,10 @@ def test_one_interface_for_both_baselines():
         assert isinstance(estimator, ParameterEstimator) and estimator.is_parameters
         assert estimator(photos).shape == (2, NUM_PARAMETERS)
         assert throughput(estimator, photos) > 0
+    # Calling F2P is its search: the parameters optimise() ends at, not its start.
+    searched = estimators[0].optimise(photos)[0]
+    torch.testing.assert_close(estimators[0](photos), searched)
+    assert searched.abs().max() > 1e-3
     assert [e.name for e in estimators] == ["f2p", "fastf2p"]
     with pytest.raises(ValueError, match="unknown baseline"):
         build_baseline("f3p", "x.ckpt")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import write_screenshot_set
+from fakes import small_fit_args, write_screenshot_set
 from PIL import Image
 
 from lightning_modules.cli import main
@@ -35,14 +35,7 @@ def cli_args(root, runs, *extra):
         "fit",
         "--config",
         DEMO,
-        "--data.init_args.target_root",
-        str(root),
-        "--data.init_args.batch_size",
-        "8",
-        "--data.init_args.num_workers",
-        "0",
-        "--run.root",
-        str(runs),
+        *small_fit_args(root, runs),
         "--trainer.limit_val_batches",
         "1",
         "--trainer.enable_progress_bar",
@@ -140,16 +133,9 @@ def test_demo_imitator_configs_render_their_set_with_their_prior(tmp_path, overl
         [
             "fit",
             *[arg for config in configs for arg in ("--config", config)],
-            "--data.init_args.target_root",
-            str(root),
+            *small_fit_args(root, tmp_path / "runs"),
             "--data.init_args.generate",
             json.dumps(generate | {"count": 20}),
-            "--data.init_args.batch_size",
-            "8",
-            "--data.init_args.num_workers",
-            "0",
-            "--run.root",
-            str(tmp_path / "runs"),
             "--run.wandb",
             "false",
             "--trainer.max_steps",

@@ -143,3 +143,12 @@ def test_train_order_is_a_function_of_seed_and_epoch(tmp_path, monkeypatch):
         return [int(i) for batch in loader for i in batch["index"]]
 
     assert order(1) == order(1) and order(0) != order(1)
+
+
+def test_resuming_on_another_parameter_table_names_the_manifest(tmp_path):
+    root = write_screenshot_set(tmp_path / "set", count=20, size=32)
+    dm = datamodule(root)
+    dm.load_state_dict({"parameter_table_version": "fake-table-v1"})  # the same table: fine
+    dm.load_state_dict({})  # none recorded: nothing to compare
+    with pytest.raises(ValueError, match=r"manifest\.json uses parameter table fake-table-v1, but the checkpoint"):
+        dm.load_state_dict({"parameter_table_version": "v1-000000000000"})

@@ -72,7 +72,8 @@ def photos_at_yaw(size: int, params: np.ndarray, yaws, monkeypatch) -> list[np.n
     )
     game, photos = Game(size, "photo"), []
     for yaw in yaws:
-        monkeypatch.setattr(photo_style, "sample_photo_conditions", lambda rng, c=dataclasses.replace(base, yaw=yaw): c)
+        conditions = dataclasses.replace(base, yaw=yaw)
+        monkeypatch.setattr(photo_style, "sample_photo_conditions", lambda rng, c=conditions: c)
         image, points = game.render_with_points(params, np.random.default_rng(0))
         photos.append(
             cv2.warpAffine(

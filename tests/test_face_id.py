@@ -16,15 +16,10 @@ from skimage import data
 from game.framing import TEMPLATE, similarity_to_template
 from game.topology import loop
 from models import weights
-from models.face_id import (
-    DLIB_CHIP_POINTS,
-    DLIB_CHIP_TO_TEMPLATE,
-    LIGHTCNN_FILE,
-    DlibFaceDescriptor,
-    LightCNN29v2,
-    build_face_id,
-)
+from models.dlib_resnet import DLIB_CHIP_POINTS, DLIB_CHIP_TO_TEMPLATE, DlibFaceDescriptor
+from models.face_id import build_face_id
 from models.face_mesh import astronaut_landmarks
+from models.lightcnn import LIGHTCNN_FILE, LightCNN29v2
 
 REFERENCE_SCRIPT = Path(__file__).parent / "reference" / "face_api_descriptor.mjs"
 DLIB_THRESHOLD = 0.6  # dlib's same-person Euclidean distance
@@ -63,7 +58,7 @@ def face_api_folder() -> Path:
     folder = weights.cache_dir() / weights.FACE_API_DIR
     missing = [name for name in weights.FACE_API_MEMBERS.values() if not (folder / name).is_file()]
     if missing:
-        pytest.skip(f"{missing} not in {folder}; run `python -m models.weights fetch`")
+        pytest.skip(f"{missing} not in {folder}; run `python -m models fetch`")
     return folder
 
 

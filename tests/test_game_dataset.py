@@ -179,14 +179,11 @@ def test_neutral_mix_prior_keeps_half_the_rows_uniform_and_leaves_sliders_at_neu
     assert 0.4 < mixed.mean() < 0.6 and mixed.max() > 0.95
 
 
-def test_rendering_then_importing_the_training_stack_does_not_crash():
+def test_rendering_then_importing_the_training_stack_does_not_crash(run_cli):
     """triton and Mesa's llvmpipe both bundle LLVM; the renderer loads triton first so any import order works."""
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np\nfrom game.engine import Game\nGame(32).render(np.zeros(267, np.float32))\n"
         "import models.vqvae2\nprint('ok')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    done = run_cli("-c", code, timeout=300)
+    assert "ok" in done.stdout, done.stderr[-2000:]

@@ -6,7 +6,8 @@ from scipy.spatial import cKDTree
 
 from game import parameters as P
 from game.appearance import SKIN_PALETTE, Appearance, estimate_skin_tone, palette_colour, palette_value
-from game.head import REGIONS, Part, build_head
+from game.face import REGIONS
+from game.head import Part, build_head
 from game.rig import Rig
 
 SHAPE = [p for p in P.table() if p.kind == "shape"]
@@ -206,7 +207,7 @@ def test_every_parameter_is_visible_at_256px():
     from game.sensitivity import VISIBILITY_THRESHOLD, measure
 
     # 4 random faces is a noisy estimate (a pupil is invisible in a dark-brown iris), so this guards
-    # against fake sliders at half the threshold; bench/results/sensitivity.csv holds the 8-face table.
+    # against fake sliders at half the threshold; game/data/sensitivity.csv holds the 8-face table.
     values = measure(size=256, faces=4, seed=1, progress=False)
     invisible = {
         P.table()[i].name: round(float(values[i]), 4) for i in np.flatnonzero(values < VISIBILITY_THRESHOLD / 2)

@@ -23,6 +23,9 @@ def test_own_parameters_look_more_like_the_photo_than_other_peoples():
 def test_imitator_gap_is_reported_against_the_engine():
     params = np.zeros((2, 267), np.float32)
     photos = torch.from_numpy(Game(64).render_batch(params).transpose(0, 3, 1, 2).copy()).float() / 255
-    grey = lambda p: torch.full((len(p), 3, 64, 64), 0.5)
+
+    def grey(p):
+        return torch.full((len(p), 3, 64, 64), 0.5)
+
     result = player_likeness(photos, params, build_face_id("dlib"), imitator=grey)
     assert 0 < result["imitator_vs_engine_psnr_db"] < 30

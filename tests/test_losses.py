@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import warnings
 
 import pytest
@@ -20,6 +19,7 @@ from losses import (
     DomainBatch,
     DomainLoss,
     Frozen,
+    ObjectiveSettings,
     RestoredLoss,
     linear_mmd2,
     mmd2,
@@ -111,7 +111,10 @@ def test_mmd_gradient_reaches_both_sets(sigma):
 
 def test_fixed_sigma_is_eq7_and_multi_bandwidth_sums_them_around_the_median():
     x, y = torch.randn(5, 3), torch.randn(7, 3) + 1
-    k = lambda a, b, s: torch.exp(-torch.cdist(a, b).pow(2) / (2 * s**2))  # eq. 7
+
+    def k(a, b, s):
+        return torch.exp(-torch.cdist(a, b).pow(2) / (2 * s**2))  # eq. 7
+
     sigma = 1.3
     by_hand = k(x, x, sigma).mean() + k(y, y, sigma).mean() - 2 * k(x, y, sigma).mean()
     torch.testing.assert_close(mmd2(x, y, sigma), by_hand)
@@ -292,8 +295,8 @@ def pipeline(size: int = 64):
 
 def run(vqvae, regressor, images, identities=None) -> DomainBatch:
     out = vqvae(images)
-    f, p = regressor(out.features)
-    return DomainBatch(images, f, p, out.loss, identities)
+    output = regressor(out.features)
+    return DomainBatch(images, output.features, output.parameters, out.loss, identities)
 
 
 def test_objective_weights_and_gradients_through_the_whole_pipeline():
@@ -324,7 +327,8 @@ def test_objective_weights_and_gradients_through_the_whole_pipeline():
 
 
 def test_objective_skips_losses_with_lambda_zero():
-    objective = CrossDomainObjective(TinyImitator(), lambda_consistency=0, lambda_contrastive=0)
+    settings = ObjectiveSettings(lambda_consistency=0, lambda_contrastive=0)
+    objective = CrossDomainObjective(TinyImitator(), settings=settings)
     assert objective.consistency is None and objective.contrastive is None
     batch = DomainBatch(torch.rand(4, 3, 64, 64), torch.randn(4, 1024), torch.randn(4, 267), torch.tensor(0.0))
     _, terms = objective(batch, batch)
@@ -344,7 +348,7 @@ def test_tiny_overfit_drives_the_restored_loss_down():
         warnings.filterwarnings("ignore", message="dead_code_threshold")
         for _ in range(30):
             out = vqvae(targets)
-            _, p = regressor(out.features)
+            p = regressor(out.features).parameters
             loss, terms = loss_fn(p, targets, out.loss)
             optimizer.zero_grad()
             loss.backward()
@@ -356,12 +360,6 @@ def test_tiny_overfit_drives_the_restored_loss_down():
 
 
 # ---------------------------------------------------------------- DDP: gathered losses, correct gradients
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ddp_data():
@@ -394,15 +392,16 @@ def _ddp_worker(rank: int, world: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_gather_gives_the_global_loss_and_its_gradient():
+@pytest.mark.slow  # two spawned gloo processes: ~11 s on a shared 2-core CPU
+def test_ddp_gather_gives_the_global_loss_and_its_gradient(free_port):
     results = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), results), nprocs=2)
-    by_rank = dict((rank, (loss, grads)) for rank, loss, grads in (results.get(), results.get()))
+    mp.spawn(_ddp_worker, args=(2, free_port, results), nprocs=2)
+    by_rank = {rank: (loss, grads) for rank, loss, grads in (results.get(), results.get())}
     full = [t.clone().requires_grad_() for t in _ddp_data()[:4]]
     loss = _ddp_loss(*full, _ddp_data()[4])
     loss.backward()
     world = 2
-    for rank, (rank_loss, _) in by_rank.items():
+    for _rank, (rank_loss, _) in by_rank.items():
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
     for i, tensor in enumerate(full):
         # DDP averages over ranks, so each rank's gradient / world is what DDP applies.

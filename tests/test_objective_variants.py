@@ -1,9 +1,10 @@
-"""bench.objective_variants: the numbers its table is made of, on predictions with a known answer."""
+"""studies.objective_variants: the numbers its table is made of, on predictions with a known answer."""
 
 import numpy as np
 import pytest
 
-from bench.objective_variants import IMITATORS, VARIANTS, parse_args, summary
+from studies.objective_variants.__main__ import parse_args
+from studies.objective_variants.variants import IMITATORS, VARIANTS, summary
 
 
 def test_summary_separates_offset_slope_and_correlation():
@@ -28,11 +29,14 @@ def test_summary_separates_offset_slope_and_correlation():
 
 
 def test_every_variant_overrides_known_init_args_and_names_an_imitator_it_can_train():
+    import dataclasses
     import inspect
 
     from lightning_modules.regression import RegressionModule
+    from losses import ObjectiveSettings
 
     known = set(inspect.signature(RegressionModule.__init__).parameters)
+    known |= {f"objective.{field.name}" for field in dataclasses.fields(ObjectiveSettings)}
     for name, (_, overrides) in VARIANTS.items():
         keys = [flag.removeprefix("--model.init_args.") for flag in overrides[::2] if flag.startswith("--model.")]
         assert set(keys) <= known, name

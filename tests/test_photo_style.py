@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from game import photo_style as ps
-from game.render import Lighting
+from game.shading import Lighting
 
 SIZE = 64
 FACE = (200, 60, 40)  # the test render's colour, straight RGB

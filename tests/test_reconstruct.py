@@ -1,15 +1,18 @@
 """Photo alignment to the face template and the photo-to-character tool (python -m eval.reconstruct)."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fakes import write_network_checkpoint
 from PIL import Image
 from skimage import data
 
-from eval.align import FaceCountError, align_faces, align_photo, template_points
-from eval.reconstruct import load_predictor, main
+from eval.align import FaceCountError, align_faces, align_photo, is_grayscale, template_points
+from eval.reconstruct import COLOUR_SLIDERS, load_predictor, main
 from game import parameters as P
 from game.framing import TEMPLATE
 from models.face_mesh import FaceMeshNet, astronaut_landmarks, image_landmarks
@@ -135,9 +138,8 @@ def write_standin_checkpoint(path, image_size=64, table_version=P.TABLE_VERSION)
         "encoder": VQVAE2(**specs["encoder"]["init_args"]),
         "regressor": Regressor(**specs["regressor"]["init_args"]),
     }
-    state = {f"{key}.{name}": value for key, net in nets.items() for name, value in net.state_dict().items()}
     datamodule = {"parameter_table_version": table_version, "image_size": image_size}
-    torch.save({"hyper_parameters": specs, "state_dict": state, "CrossDomainDataModule": datamodule}, path)
+    write_network_checkpoint(path, {"CrossDomainDataModule": datamodule}, **nets)
     return nets
 
 
@@ -150,7 +152,7 @@ def test_checkpoint_predictor_changes_the_parameters(astronaut_jpg, tmp_path):
     assert params.shape == (2, P.NUM_PARAMETERS) and params.abs().max() > 0
     small = torch.nn.functional.interpolate(images, size=(64, 64), mode="bilinear", antialias=True)
     with torch.no_grad():
-        expected = nets["regressor"](nets["encoder"].eval()(small).features)[1]
+        expected = nets["regressor"](nets["encoder"].eval()(small).features).parameters
     assert torch.allclose(params, expected, atol=1e-5)
 
     out = tmp_path / "out"
@@ -168,3 +170,106 @@ def test_checkpoint_of_another_parameter_table_is_refused(astronaut_jpg, tmp_pat
     with pytest.raises(SystemExit):  # the CLI says so in one line and stops before any photo
         main([str(astronaut_jpg), "--ckpt", str(ckpt), "--out", str(tmp_path / "out")])
     assert "parameter table" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------- bad input (issue 12)
+
+
+def write_truncated_jpeg(path):
+    """The astronaut as a JPEG cut off half way: OpenCV decodes it with a grey lower half and a nameless warning."""
+    Image.fromarray(data.astronaut()).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def make_folder(path):
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [(write_truncated_jpeg, "damaged image (image file is truncated"), (make_folder, "is a folder")],
+    ids=["truncated_jpeg", "folder"],
+)
+def test_cli_refuses_a_damaged_photo_or_a_folder_by_name(make, says, astronaut_jpg, tmp_path, capsys):
+    bad, out = make(tmp_path / "bad.jpg"), tmp_path / "out"
+    assert main([str(bad), str(astronaut_jpg), "--ckpt", "none", "--out", str(out), "--size", "64"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("skipped: ") and str(bad) in line and says in line for line in err), err
+    assert not (out / "bad.json").exists() and (out / "astronaut.json").exists()
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_cli_turns_a_turned_photo_until_the_face_is_upright(quarter_turns, tmp_path, capsys):
+    # np.rot90 turns counter-clockwise; the photo on disk is turned clockwise, so the tool turns it back.
+    path, out = tmp_path / "turned.png", tmp_path / "out"
+    Image.fromarray(np.rot90(data.astronaut(), -quarter_turns)).save(path)
+    assert main([str(path), "--ckpt", "none", "--out", str(out), "--size", "64"]) == 0
+    (upright,) = align_faces(data.astronaut(), 64)
+    aligned = np.asarray(Image.open(out / "turned_side_by_side.png"))[:, :64].astype(int)
+    # Upside down (180) used to be regressed as it was: the detector and the landmark net take the mouth for the eyes.
+    assert np.abs(aligned - upright.image).mean() < 3  # measured 0 (PNG): the same face, upright
+    assert json.loads((out / "turned.json").read_text())["turned_degrees"] == 90 * quarter_turns
+    assert f"turned {90 * quarter_turns} degrees" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("encoding", ["L", "RGB"])
+def test_cli_grayscale_photo_keeps_colour_sliders_neutral_and_says_so(encoding, tmp_path, capsys):
+    grey = np.asarray(Image.fromarray(data.astronaut()).convert("L"))
+    path, out = tmp_path / "grey.jpg", tmp_path / "out"
+    Image.fromarray(grey if encoding == "L" else np.repeat(grey[..., None], 3, 2)).save(path, quality=90)
+    assert main([str(path), "--ckpt", "none", "--out", str(out), "--size", "64"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and str(path) in err and "grayscale" in err
+    preset = json.loads((out / "grey.json").read_text())
+    assert all(preset["parameters"][name] == 0 for name in COLOUR_SLIDERS)  # skin_tone used to go to the lightest
+    assert preset["grayscale"] is True and preset["skin_tone_snapped"] is False
+
+
+def test_colour_photo_is_not_taken_for_grayscale():
+    assert not is_grayscale(data.astronaut()) and is_grayscale(np.zeros((8, 8, 3), np.uint8))
+
+
+def out_is_a_file(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    return tmp_path / "taken", "is a file, not a folder"
+
+
+def out_below_a_file(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    return tmp_path / "taken" / "out", "is a file"
+
+
+def out_unwritable(tmp_path):
+    if os.geteuid() != 0:  # procfs refuses even root; others meet a plain read-only folder
+        (tmp_path / "locked").mkdir(mode=0o500)
+        return tmp_path / "locked" / "out", "cannot write into"
+    return Path("/proc/likeness-reconstruct-out"), "cannot write into /proc"
+
+
+@pytest.mark.parametrize("make_out", [out_is_a_file, out_below_a_file, out_unwritable])
+def test_cli_checks_out_before_the_model_loads_in_one_line(make_out, astronaut_jpg, tmp_path, run_cli):
+    out, says = make_out(tmp_path)
+    # A checkpoint that cannot load: were --out checked after the model, this would be the error.
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    done = run_cli(
+        "-m", "eval.reconstruct", astronaut_jpg, "--ckpt", tmp_path / "garbage.ckpt", "--out", out, check=False
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("python -m eval.reconstruct: error: --out ") and str(out) in lines[0]
+    assert says in lines[0] and "wrote" not in done.stdout and "->" not in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_cli_checks_ckpt_and_photos_before_the_model_loads(kind, astronaut_jpg, tmp_path, capsys):
+    out = tmp_path / "out"
+    if kind == "missing":  # a --ckpt that is not there
+        argv, says = [str(astronaut_jpg), "--ckpt", str(tmp_path / "no.ckpt")], "--ckpt"
+    else:  # only a folder for a photo, and a checkpoint that would fail to load: the photo is named first
+        (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+        argv, says = [str(make_folder(tmp_path / "photos")), "--ckpt", str(tmp_path / "garbage.ckpt")], "is a folder"
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--out", str(out)])
+    assert stopped.value.code != 0 and says in capsys.readouterr().err and not out.exists()

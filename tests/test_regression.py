@@ -2,26 +2,25 @@
 the demo config through the CLI, and DDP over 2 CPU processes."""
 
 import functools
-import os
-import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fakes import write_screenshot_set
+from fakes import TinyExtractor, write_imitator_checkpoint, write_screenshot_set
 from PIL import Image
-from torch import nn
 from torch.utils.data import DataLoader
 
 import lightning_modules.regression as regression
 from callbacks.tsne import TSNECallback, draw_embedding
-from lightning_modules.checkpoints import load_network, network_spec
-from lightning_modules.regression import RegressionModule, find_checkpoint
-from models.imitator import Imitator
+from lightning_modules.regression import RegressionModule
+from losses import ObjectiveSettings
+from models.checkpoints import find_checkpoint, load_network
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2
 
@@ -32,43 +31,9 @@ SIZE = 64
 # --------------------------------------------------------------------------------------------------- fixtures
 
 
-def save_imitator(path: Path, image_size: int = SIZE, table: str | None = None) -> Path:
-    """A tiny imitator checkpoint in the layout load_network reads (docs/contracts.md section 6)."""
-    torch.manual_seed(0)
-    net = Imitator(image_size=image_size, channels=(16, 16, 8, 8, 8))
-    # Batch-norm statistics of random parameters, as training would leave them: without them the untrained
-    # net renders every vector as the same grey image, and nothing could be restored from its renders.
-    for norm in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
-        norm.momentum = None  # a cumulative average: one pass gives the batch's statistics
-    with torch.no_grad():
-        net.train()(torch.rand(256, 267) * 5 - 2.5)
-        net.layers[-2].weight.mul_(8)  # and contrast: pixels vary by ~0.2 between two parameter vectors
-    net.eval()
-    checkpoint = {
-        "hyper_parameters": {"net": network_spec(net)},
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-    }
-    if table is not None:
-        checkpoint["CrossDomainDataModule"] = {"parameter_table_version": table}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def imitator_file(tmp_path_factory):
-    return save_imitator(tmp_path_factory.mktemp("imitator") / "last.ckpt")
-
-
-class TinyExtractor(nn.Module):
-    """A stand-in F_3d / F_id with batch norm (so 'stays in eval' means something): images -> (B, 16)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.norm = nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16)
-
-    def forward(self, images):
-        return F.adaptive_avg_pool2d(self.norm(self.conv(images)), 1).flatten(1)
+    return write_imitator_checkpoint(tmp_path_factory.mktemp("imitator") / "last.ckpt")
 
 
 @pytest.fixture
@@ -293,7 +258,7 @@ def test_checkpoint_round_trip_without_frozen_weights(imitator_file, built, tmp_
     ],
 )
 def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, switch, term, builds):
-    module = tiny_module(imitator_file, **switch)
+    module = tiny_module(imitator_file, objective=ObjectiveSettings(**switch))
     assert {kind for kind, *_ in built} == builds
     _, terms, *_ = module.model_step(fake_batch())
     assert term not in terms and "restored" in terms
@@ -302,8 +267,8 @@ def test_a_zero_weight_removes_its_term_and_its_extractor(imitator_file, built, 
 def test_extractor_settings_are_checked(imitator_file, built, tmp_path):
     with pytest.raises(ValueError, match="face_geometry is null but L_consistency uses it.*weight_3d: 0"):
         tiny_module(imitator_file, face_geometry=None)
-    tiny_module(imitator_file, face_geometry=None, weight_3d=0.0)  # explicitly off: fine
-    tiny_module(imitator_file, face_id=None, face_geometry=None, lambda_consistency=0.0)
+    tiny_module(imitator_file, face_geometry=None, objective=ObjectiveSettings(weight_3d=0.0))  # explicitly off: fine
+    tiny_module(imitator_file, face_id=None, face_geometry=None, objective=ObjectiveSettings(lambda_consistency=0.0))
     tiny_module(imitator_file, face_geometry="deep3d", face_geometry_checkpoint="d3d.pth")
     assert built[-2:] == [("face_geometry", "deep3d", "d3d.pth"), ("face_id", "dlib", None)]
 
@@ -315,21 +280,21 @@ def test_an_unloadable_extractor_stops_with_the_file_and_the_alternatives(imitat
             imitator_file,
             face_geometry="deep3d",
             face_geometry_checkpoint=str(tmp_path / "epoch_20.pth"),
-            weight_id=0.0,
+            objective=ObjectiveSettings(weight_id=0.0),
         )
 
 
 def test_imitator_checkpoint_conventions(tmp_path, built):
     runs = tmp_path / "runs" / "imitator"
     for version in (0, 2, 10):
-        save_imitator(runs / f"version_{version}" / "checkpoints" / "last.ckpt")
+        write_imitator_checkpoint(runs / f"version_{version}" / "checkpoints" / "last.ckpt")
     assert find_checkpoint(runs) == runs / "version_10" / "checkpoints" / "last.ckpt"  # newest, numerically
     assert find_checkpoint(runs / "version_2") == runs / "version_2" / "checkpoints" / "last.ckpt"
     assert find_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt").parent.parent.name == "version_0"
     with pytest.raises(FileNotFoundError, match=r"runs/nothing.*make train-imitator"):
         find_checkpoint(tmp_path / "runs" / "nothing")
     with pytest.raises(ValueError, match=r"image sizes differ.*'imitator': 128"):
-        tiny_module(save_imitator(tmp_path / "big.ckpt", image_size=128))
+        tiny_module(write_imitator_checkpoint(tmp_path / "big.ckpt", image_size=128))
 
 
 def test_sample_images_and_predict(imitator_file, built):
@@ -369,17 +334,10 @@ def test_tsne_callback_writes_one_png_per_chosen_epoch(imitator_file, built, tmp
 # --------------------------------------------------------------------------------- the CLI with the real data
 
 
-def synthetic_photos(root: Path, count: int = 24, per_identity: int = 2) -> Path:
-    from game.dataset import generate
-
-    return generate(
-        root, count, size=SIZE, style="photo", seed=1, renders_per_identity=per_identity, workers=1, progress=False
-    )
-
-
-def demo_args(tmp_path, imitator_file, *extra) -> list[str]:
+def demo_args(tmp_path, imitator_file, rendered_set, *extra) -> list[str]:
     target = write_screenshot_set(tmp_path / "target", count=24, size=SIZE)
-    photos = synthetic_photos(tmp_path / "photos")
+    # Its own copy: the DataModule writes the set's split.json.
+    photos = rendered_set(24, SIZE, style="photo", seed=1, renders_per_identity=2, into=tmp_path / "photos")
     return [
         "fit",
         "--config",
@@ -412,14 +370,14 @@ def demo_args(tmp_path, imitator_file, *extra) -> list[str]:
     ]
 
 
-def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, monkeypatch):
+def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, monkeypatch, rendered_set):
     pytest.importorskip("datamodules.photos", reason="the DataModule's source side is not in this tree yet")
     from lightning_modules.cli import main
 
     monkeypatch.chdir(REPO)  # configs are repo-relative
     monkeypatch.setattr(sys, "argv", ["lightning_modules.cli"])
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cli = main(demo_args(tmp_path, imitator_file))
+    cli = main(demo_args(tmp_path, imitator_file, rendered_set))
     assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["val/param_rmse"])
     run_dir = tmp_path / "runs" / "demo-main" / "version_0"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
@@ -433,7 +391,7 @@ def test_demo_config_runs_two_steps_through_the_cli(imitator_file, tmp_path, mon
     assert torch.equal(saved["state_dict"]["regressor.shrinkage"], shrinkage)
 
 
-def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, tmp_path, monkeypatch):
+def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, tmp_path, monkeypatch, rendered_set):
     """experiments/demo/supervised.yaml on top of the demo: its terms are the ones logged, L_consistency is off."""
     from lightning_modules.cli import main
 
@@ -441,7 +399,13 @@ def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, t
     monkeypatch.setattr(sys, "argv", ["lightning_modules.cli"])
     cli = main(
         demo_args(
-            tmp_path, imitator_file, "--config", "experiments/demo/supervised.yaml", "--trainer.callbacks", "null"
+            tmp_path,
+            imitator_file,
+            rendered_set,
+            "--config",
+            "experiments/demo/supervised.yaml",
+            "--trainer.callbacks",
+            "null",
         )
     )
     logged = set(cli.trainer.callback_metrics)
@@ -458,16 +422,16 @@ def test_supervised_demo_overlay_trains_its_terms_and_no_others(imitator_file, t
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
+def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path, rendered_set, run_cli):
     """The real path: the demo config with the ddp overlay, 2 gloo processes launched by Lightning."""
     pytest.importorskip("datamodules.photos", reason="the DataModule's source side is not in this tree yet")
-    command = [
-        sys.executable,
+    run_cli(
         "-m",
         "lightning_modules.cli",
         *demo_args(
             tmp_path,
             imitator_file,
+            rendered_set,
             "--config",
             "experiments/trainer/ddp.yaml",
             "--trainer.accelerator",
@@ -477,10 +441,9 @@ def test_ddp_two_cpu_processes_through_the_cli(imitator_file, tmp_path):
             "--trainer.max_steps",
             "2",
         ),
-    ]
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
+        timeout=400,
+        repo_on_path=True,
+    )
     runs = list((tmp_path / "runs" / "demo-main").iterdir())
     assert [r.name for r in runs] == ["version_0"]  # both ranks wrote into one run folder
     checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -541,3 +504,28 @@ def test_restoring_against_the_imitator_compares_with_its_picture_of_the_true_pa
     torch.testing.assert_close(terms["restored/param"], expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="restore_against"):
         tiny_module(imitator_file, restore_against="engine")
+
+
+def test_an_imitator_on_another_parameter_table_is_refused_naming_its_file(tmp_path, built):
+    imitator = write_imitator_checkpoint(tmp_path / "other" / "last.ckpt", table="v1-000000000000")
+    module = tiny_module(imitator)
+    data = SimpleNamespace(image_size=SIZE, state_dict=lambda: {"parameter_table_version": "v1-111111111111"})
+    module.trainer = SimpleNamespace(datamodule=data)
+    with pytest.raises(ValueError, match=rf"{imitator} uses parameter table v1-000000000000, but the data uses v1-1"):
+        module.setup("fit")
+
+
+def test_the_objective_settings_are_one_dataclass_saved_as_a_plain_dict(imitator_file, built, tmp_path):
+    module = tiny_module(imitator_file, objective=ObjectiveSettings(lambda_domain=0.0, l2_mode="norm"))
+    assert module.objective.settings == ObjectiveSettings(lambda_domain=0.0, l2_mode="norm")
+    assert module.hparams.objective == {**asdict(ObjectiveSettings()), "lambda_domain": 0.0, "l2_mode": "norm"}
+    assert "lambda_domain" not in module.hparams  # one place
+    # A checkpoint's hyper-parameters hold the dict; checkpoints from before `objective` hold flat keys.
+    assert tiny_module(imitator_file, objective=dict(module.hparams.objective)).objective.settings.l2_mode == "norm"
+    old = tiny_module(imitator_file, lambda_domain=0.0, weight_id=0.0)
+    assert (
+        old.objective.settings == ObjectiveSettings(lambda_domain=0.0, weight_id=0.0) and old.objective.domain is None
+    )
+    assert "lambda_domain" not in old.hparams and old.hparams.objective["weight_id"] == 0.0
+    with pytest.raises(TypeError, match=r"unexpected arguments \['lambda_domian'\]"):
+        tiny_module(imitator_file, lambda_domian=0.0)

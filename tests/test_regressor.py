@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.regressor import Regressor
+from models.regressor import Regressor, RegressorOutput
 
 # Per layer (channels, side) for each image size: Table 1 at 256 px, strides dropped from the front below.
 LAYER_SHAPES = {
@@ -43,13 +43,13 @@ def test_parameters_stay_in_the_game_range():
     model = Regressor(image_size=64)
     with torch.no_grad():
         model.head.weight.mul_(1e3)  # saturate the tanh
-    _, p = model(torch.randn(8, 128, 16, 16))
+    p = model(torch.randn(8, 128, 16, 16)).parameters
     assert p.abs().max() <= 2.5 and p.abs().max() > 2.0
 
 
 def test_an_untrained_regressor_predicts_close_to_the_neutral_face():
     torch.manual_seed(0)
-    _, p = Regressor(image_size=64)(torch.randn(8, 128, 16, 16))
+    p = Regressor(image_size=64)(torch.randn(8, 128, 16, 16)).parameters
     assert p.abs().mean() < 0.05 and p.std(0).mean() > 0  # near p = 0, yet input-dependent
 
 
@@ -62,3 +62,11 @@ def test_unsupported_sizes_are_errors(size):
 def test_wrong_feature_map_is_an_error():
     with pytest.raises(ValueError, match="expects"):
         Regressor(image_size=128)(torch.randn(1, 128, 16, 16))
+
+
+def test_the_output_is_named_and_still_a_pair():
+    output = Regressor(image_size=64)(torch.randn(2, 128, 16, 16))
+    assert isinstance(output, RegressorOutput) and output._fields == ("features", "parameters")
+    assert output.features is output[0] and output.parameters is output[1]
+    f, p = output  # unpacks like the tuple it was
+    assert f.shape == (2, 1024) and p.shape == (2, 267)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from game.camera import camera_position, look_at, perspective, project, rotation, shift_image
-from game.render import Lighting, MeshRenderer, render_backends, vertex_incidence, vertex_normals
+from game.render import MeshRenderer, render_backends
+from game.shading import Lighting, vertex_incidence, vertex_normals
 
 SIZE = 64
 EYE = np.array([0.0, 0.0, 5.0])
@@ -29,7 +30,7 @@ def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(subdivisions):
         midpoints, finer = {}, []
 
-        def mid(a, b):
+        def mid(a, b, midpoints=midpoints):
             key = (min(a, b), max(a, b))
             if key not in midpoints:
                 m = verts[a] + verts[b]
@@ -371,7 +372,7 @@ def test_nvdiffrast_renderer_logic_on_cpu_with_a_stand_in(monkeypatch):
     import sys
     import types
 
-    from game.render import NvdiffrastRenderer
+    from game.render_nvdiffrast import NvdiffrastRenderer
 
     fake = types.ModuleType("nvdiffrast.torch")
     for name in ("RasterizeCudaContext", "rasterize", "interpolate", "antialias", "antialias_construct_topology_hash"):
@@ -440,7 +441,7 @@ def test_nvdiffrast_matches_moderngl_and_is_differentiable():
     along the silhouette ring, and gradients reach vertices and colours."""
     import torch
 
-    from game.render import NvdiffrastRenderer
+    from game.render_nvdiffrast import NvdiffrastRenderer
 
     size = 128
     lighting = Lighting.studio()

@@ -7,18 +7,18 @@ import torch
 from torch import nn
 
 from callbacks.shrinkage import ShrinkageCalibration
-from models.regressor import Regressor
+from models.regressor import Regressor, RegressorOutput
 
 
 def test_regressor_applies_its_shrinkage_in_eval_mode_only():
     regressor = Regressor(64)
     features = torch.randn(3, 128, 16, 16)
     regressor.shrinkage.fill_(0.5)
-    raw = regressor.train()(features)[1]
+    raw = regressor.train()(features).parameters
     regressor.eval()
-    assert torch.allclose(regressor(features)[1], 0.5 * raw, atol=1e-6)
-    assert torch.allclose(regressor(features, shrink=False)[1], raw, atol=1e-6)
-    assert torch.allclose(regressor.train()(features, shrink=True)[1], 0.5 * raw, atol=1e-6)
+    assert torch.allclose(regressor(features).parameters, 0.5 * raw, atol=1e-6)
+    assert torch.allclose(regressor(features, shrink=False).parameters, raw, atol=1e-6)
+    assert torch.allclose(regressor.train()(features, shrink=True).parameters, 0.5 * raw, atol=1e-6)
 
 
 def test_a_state_dict_from_before_the_buffer_loads_uncalibrated():
@@ -35,9 +35,9 @@ class PassThroughRegressor:
     def __init__(self, num_parameters: int) -> None:
         self.num_parameters, self.shrinkage = num_parameters, torch.ones(num_parameters)
 
-    def __call__(self, features: torch.Tensor, shrink: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, features: torch.Tensor, shrink: bool) -> RegressorOutput:
         assert shrink is False  # the factors are fitted to the raw output
-        return features, features
+        return RegressorOutput(features, features)
 
 
 class RawIsTheImage(nn.Module):

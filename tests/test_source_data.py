@@ -13,30 +13,17 @@ from lightning.pytorch.utilities import CombinedLoader
 from PIL import Image
 
 from datamodules import CrossDomainDataModule
-from datamodules.photos import (
-    CELEBA_MEAN_LANDMARKS,
-    PhotoDataset,
-    align_to_template,
-    build_augmentation,
-    open_photo_set,
-)
+from datamodules.photo_sets import CELEBA_MEAN_LANDMARKS, PhotoSource, open_photo_set
+from datamodules.photos import PhotoDataset, align_to_template, build_augmentation
 from datamodules.sampler import IdentityBatchSampler
 from game.framing import TEMPLATE
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    """A tiny photo-style set of our game: 8 photos, 4 identities x 2, 32 px."""
-    from game.dataset import generate
-
-    return generate(
-        tmp_path_factory.mktemp("synthetic") / "photos",
-        8,
-        size=32,
-        style="photo",
-        renders_per_identity=2,
-        workers=1,
-        progress=False,
+def synthetic(rendered_set, tmp_path_factory):
+    """A tiny photo-style set of our game: 8 photos, 4 identities x 2, 32 px; a copy (DataModules write into it)."""
+    return rendered_set(
+        8, 32, style="photo", renders_per_identity=2, into=tmp_path_factory.mktemp("synthetic") / "photos"
     )
 
 
@@ -215,7 +202,7 @@ def test_augmentation_is_configurable_and_seeded():
 
 def draw(sampler, epoch):
     sampler.set_epoch(epoch)
-    return [batch for batch in sampler]
+    return list(sampler)
 
 
 def test_sampler_gives_p_identities_times_k_photos(caplog):
@@ -442,12 +429,9 @@ trainer.fit(RecordRanks(), data)
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
+def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path, run_cli):
     """A real 2-process gloo DDP fit: equal step counts, disjoint people and target rows per step, val sharded too."""
     import json
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
@@ -455,15 +439,7 @@ def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
     people = write_photo_folders(tmp_path / "people", identities=16, photos_per_identity=2, size=16)
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), str(target), str(people), str(tmp_path), str(repo)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli(script, target, people, tmp_path, repo, cwd=tmp_path, timeout=300, repo_on_path=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(ranks[0]["train_people"]) == len(ranks[1]["train_people"]) > 0
     for a, b in zip(ranks[0]["train_people"], ranks[1]["train_people"]):
@@ -472,3 +448,26 @@ def test_ddp_two_cpu_processes_get_disjoint_people(tmp_path):
         assert len(a) == len(b) == 2 and not set(a) & set(b)
     val = [{p for batch in rank["val_people"] for p in batch} for rank in ranks]
     assert val[0] and val[1] and not val[0] & val[1]
+
+
+def test_source_is_a_dataclass_the_command_line_validates_naming_the_key(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(CrossDomainDataModule, "data")
+    for bad, key in (("kind: lfw", "kind"), ("kind: celeba, on_corrupt: ignore", "on_corrupt")):
+        with pytest.raises(Exception, match=rf'"data.source"(.|\n)*"{key}"(.|\n)*Got value'):
+            parser.parse_args(["--data.target_root=x", f"--data.source={{{bad}, root: x}}"])
+    config = parser.parse_args(["--data.target_root=x", "--data.source={kind: folders, root: x, on_corrupt: skip}"])
+    source = parser.instantiate(config).data.source
+    assert source == PhotoSource("folders", "x", on_corrupt="skip")
+    with pytest.raises(ValueError, match="data.source.on_corrupt must be one of"):
+        PhotoSource("folders", "x", on_corrupt="ignore")  # from Python too
+
+
+def test_a_source_given_as_the_dataclass_is_saved_as_plain_data(tmp_path):
+    target = write_screenshot_set(tmp_path / "target", count=8, size=16)
+    dm = datamodule(target, PhotoSource("folders", str(tmp_path), identities_per_batch=2))
+    assert dm.source.identities_per_batch == 2 and type(dm.hparams.source) is dict
+    assert dm.hparams.source["kind"] == "folders" and dm.hparams.source["identities_per_batch"] == 2
+    assert datamodule(target, dict(dm.hparams.source)).source == dm.source  # as a checkpoint gives it back

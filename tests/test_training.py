@@ -1,22 +1,16 @@
 """ImitatorModule under a real Trainer: a tiny overfit, bf16-mixed, and DDP over 2 CPU processes."""
 
 import functools
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from fakes import write_screenshot_set
+from fakes import small_fit_args
 
 from datamodules import CrossDomainDataModule
-from lightning_modules.checkpoints import load_network
 from lightning_modules.imitator import ImitatorModule
+from models.checkpoints import load_network
 from models.imitator import Imitator
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class RecordLosses(L.Callback):
@@ -51,8 +45,8 @@ def fit(root, tmp_path, max_steps, batch_size=8, lr=1e-3, **trainer_kwargs):
     return trainer, recorder.losses
 
 
-def test_tiny_overfit_drives_the_loss_down(tmp_path):
-    root = write_screenshot_set(tmp_path / "set", count=10, size=64)  # 8 train rows = one batch
+def test_tiny_overfit_drives_the_loss_down(tmp_path, screenshot_set):
+    root = screenshot_set(count=10, size=64)  # 8 train rows = one batch
     trainer, losses = fit(
         root, tmp_path, max_steps=15, lr=3e-3, check_val_every_n_epoch=100, enable_checkpointing=False
     )
@@ -60,8 +54,8 @@ def test_tiny_overfit_drives_the_loss_down(tmp_path):
     assert min(losses[-3:]) < 0.35 * losses[0], losses
 
 
-def test_bf16_mixed_fit_on_cpu(tmp_path):
-    root = write_screenshot_set(tmp_path / "set", count=20, size=64)
+def test_bf16_mixed_fit_on_cpu(tmp_path, screenshot_set):
+    root = screenshot_set(count=20, size=64)
     trainer, losses = fit(root, tmp_path, max_steps=4, precision="bf16-mixed")
     assert trainer.global_step == 4 and all(torch.isfinite(torch.tensor(losses)))
     assert torch.isfinite(trainer.callback_metrics["val/psnr"])
@@ -71,11 +65,11 @@ def test_bf16_mixed_fit_on_cpu(tmp_path):
     assert next(net.parameters()).dtype == torch.float32
 
 
-def test_ddp_two_cpu_processes_through_the_cli(tmp_path):
+@pytest.mark.slow  # two DDP processes: ~14 s on a shared 2-core CPU
+def test_ddp_two_cpu_processes_through_the_cli(tmp_path, screenshot_set, run_cli):
     """The real path: the CLI with the ddp + bf16 overlays, 2 gloo processes launched by Lightning."""
-    root = write_screenshot_set(tmp_path / "set", count=24, size=64)
-    command = [
-        sys.executable,
+    root = screenshot_set(count=24, size=64)
+    run_cli(
         "-m",
         "lightning_modules.cli",
         "fit",
@@ -95,28 +89,20 @@ def test_ddp_two_cpu_processes_through_the_cli(tmp_path):
         "1",
         "--trainer.enable_progress_bar",
         "false",
-        "--data.init_args.target_root",
-        str(root),
-        "--data.init_args.batch_size",
-        "8",
-        "--data.init_args.num_workers",
-        "0",
-        "--run.root",
-        str(tmp_path / "runs"),
+        *small_fit_args(root, tmp_path / "runs"),
         "--run.wandb",
         "false",
-    ]
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+        timeout=240,
+        repo_on_path=True,
+    )
     runs = list((tmp_path / "runs" / "demo-imitator").iterdir())
     assert [r.name for r in runs] == ["version_0"]  # both ranks wrote into one run folder
     checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2
 
 
-def test_refuses_data_of_another_size_than_the_net_renders(tmp_path):
-    root = write_screenshot_set(tmp_path / "set", count=12, size=32)
+def test_refuses_data_of_another_size_than_the_net_renders(tmp_path, screenshot_set):
+    root = screenshot_set(count=12, size=32)
     module = ImitatorModule(Imitator(image_size=64))
     data = CrossDomainDataModule(str(root), batch_size=4, num_workers=0, pin_memory=False)
     trainer = L.Trainer(

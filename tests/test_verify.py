@@ -3,7 +3,7 @@ protocol, Table 6's masks, the verify CLI end to end, and the training callback.
 
 import json
 import pickle
-import subprocess
+import re
 import sys
 import types
 from pathlib import Path
@@ -13,6 +13,9 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from fakes import write_network_checkpoint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eval import benchmarks as B
 from eval import protocol
@@ -93,7 +96,7 @@ def write_bin(
     """An insightface .bin: pickle of (encoded 112x112 JPEG bytes, is_same flags), images 2k, 2k+1 = pair k."""
     rng = np.random.default_rng(0)
     images = []
-    for i in range(2 * count):
+    for _i in range(2 * count):
         crop = image if image is not None else cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (112, 112))
         images.append(cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes())
     path.write_bytes(pickle.dumps((images, [k % 2 == 0 for k in range(count)]), protocol=protocol_version))
@@ -101,16 +104,8 @@ def write_bin(
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    return generate(
-        tmp_path_factory.mktemp("synthetic"),
-        12,
-        size=32,
-        style="photo",
-        renders_per_identity=2,
-        workers=1,
-        progress=False,
-    )
+def synthetic(rendered_set):
+    return rendered_set(12, 32, style="photo", renders_per_identity=2)
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -239,17 +234,28 @@ def test_missing_files_name_the_file_and_where_it_is_published(tmp_path, case, p
     if case in ("lfw_pairs", "lfw_image"):
         root = write_lfw(tmp_path / "lfw")
         (root / "pairs.txt" if case == "lfw_pairs" else root / "Bob_B" / "Bob_B_0002.jpg").unlink()
-        call = lambda: B.load("lfw", root, 32)
+
+        def call():
+            return B.load("lfw", root, 32)
     elif case == "cfp_list":
         root = write_cfp(tmp_path / "cfp-dataset")
         (root / "Protocol" / "Pair_list_P.txt").unlink()
-        call = lambda: B.load("cfp_fp", root, 32)
+
+        def call():
+            return B.load("cfp_fp", root, 32)
     elif case == "agedb":
-        call = lambda: B.load("agedb", tmp_path, 32)
+
+        def call():
+            return B.load("agedb", tmp_path, 32)
     elif case == "synthetic":
-        call = lambda: B.load("synthetic", tmp_path / "synthetic", 32)
+
+        def call():
+            return B.load("synthetic", tmp_path / "synthetic", 32)
     else:
-        call = lambda: B.locate("cfp_fp", tmp_path)
+
+        def call():
+            return B.locate("cfp_fp", tmp_path)
+
     with pytest.raises(B.MissingBenchmarkFile, match=pattern):
         call()
 
@@ -350,7 +356,7 @@ REGRESSOR = {
 
 
 def tiny_networks(seed: int = 0):
-    from lightning_modules.checkpoints import build_network
+    from models.checkpoints import build_network
 
     torch.manual_seed(seed)
     return build_network(ENCODER).eval(), build_network(REGRESSOR).eval()
@@ -359,19 +365,15 @@ def tiny_networks(seed: int = 0):
 def write_checkpoint(path: Path, seed: int = 0) -> Path:
     """A stand-in regression checkpoint in the format load_network reads (specs + prefixed weights)."""
     encoder, regressor = tiny_networks(seed)
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    state |= {f"regressor.{k}": v for k, v in regressor.state_dict().items()}
-    torch.save({"hyper_parameters": {"encoder": ENCODER, "regressor": REGRESSOR}, "state_dict": state}, path)
-    return path
+    return write_network_checkpoint(path, encoder=encoder, regressor=regressor)
 
 
-def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
+def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic, run_cli):
     root = tmp_path / "benchmarks"
     write_lfw(root / "lfw")
     ckpt = write_checkpoint(tmp_path / "run.ckpt")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
+    done = run_cli(
         "eval/verify.py",
         "--bench",
         "lfw",
@@ -394,9 +396,7 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
         "cpu",
         "--out",
         str(out),
-    ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    )
     report = json.loads((out / "results.json").read_text())
     assert list(report["results"]) == ["ours", "no_contrastive"] and report["mask"] == "upper"
     row = report["results"]["ours"]
@@ -411,17 +411,17 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic):
     assert "Ours, upper face masked" in markdown and "| ours | " in done.stdout
 
 
-def test_module_entry_point_and_unknown_face_id_is_skipped():
-    done = subprocess.run([sys.executable, "-m", "eval.verify", "--help"], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0 and "--root-cfp-fp" in done.stdout
-    from eval.verify import build_descriptors
+def test_module_entry_point_and_unknown_face_id_is_skipped(run_cli):
+    done = run_cli("-m", "eval.verify", "--help")
+    assert "--root-cfp-fp" in done.stdout
+    from eval.descriptors import build_descriptors
 
     rows, skipped = build_descriptors([], "no-such-extractor", None, "cpu")
     assert rows == [] and "no-such-extractor" in skipped["face_id"]
 
 
 def test_load_regression_falls_back_to_the_lightning_module(tmp_path, monkeypatch):
-    from eval.verify import load_regression
+    from eval.descriptors import load_regression
 
     encoder, regressor = tiny_networks()
     torch.save({"hyper_parameters": {}, "state_dict": {}}, tmp_path / "bare.ckpt")
@@ -445,7 +445,7 @@ class TinyRegression(L.LightningModule):
         self.frozen = torch.nn.BatchNorm1d(3).eval()
 
     def training_step(self, batch, batch_idx):
-        return self.regressor(self.encoder(batch[0]).features)[1].square().mean()
+        return self.regressor(self.encoder(batch[0]).features).parameters.square().mean()
 
     def validation_step(self, batch, batch_idx):
         pass
@@ -491,7 +491,7 @@ def test_callback_prefers_the_module_hook():
 
 
 def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
-    from eval.verify import VISIBLE_GREY_LEVELS, recovery
+    from eval.recovery import VISIBLE_GREY_LEVELS, recovery
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (200, 267))
@@ -515,19 +515,10 @@ def test_recovery_tells_recovered_visible_parameters_from_guessing_zero():
 
 def write_imitator(path: Path) -> Path:
     """A tiny 64 px imitator checkpoint in the format load_network reads."""
-    from lightning_modules.checkpoints import network_spec
     from models.imitator import Imitator
 
     torch.manual_seed(0)
-    net = Imitator(image_size=64, channels=(16, 16, 8, 8))
-    torch.save(
-        {
-            "hyper_parameters": {"net": network_spec(net)},
-            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        },
-        path,
-    )
-    return path
+    return write_network_checkpoint(path, net=Imitator(image_size=64, channels=(16, 16, 8, 8)))
 
 
 @pytest.mark.parametrize("likeness_images", [3, 0])
@@ -581,8 +572,51 @@ def test_cli_measures_the_likeness_of_the_engines_character(tmp_path, synthetic,
         assert "Likeness of the engine's character not measured: switched off (--likeness-images 0)" in markdown
 
 
+def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic, capsys):
+    from eval.baselines.fastf2p import Translator, save_translator
+    from eval.verify import main
+
+    torch.manual_seed(0)
+    translator = save_translator(tmp_path / "fastf2p.ckpt", Translator(128), "dlib")  # dlib's 128-d embedding
+    out = tmp_path / "out"
+    report = main(
+        [
+            "--bench",
+            "synthetic",
+            "--root-synthetic",
+            str(synthetic),
+            "--size",
+            "32",
+            "--baseline",
+            f"fastf2p={translator}",
+            "--baseline",
+            f"f2p={write_imitator(tmp_path / 'imitator.ckpt')}",
+            "--f2p-steps",
+            "1",
+            "--f2p-pairs",
+            "4",
+            "--likeness-images",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert list(report["results"]) == ["face_id", "fastf2p", "f2p (4 pairs)"]
+    assert 0 <= report["results"]["fastf2p"]["synthetic"]["accuracy"] <= 1
+    assert len(report["results"]["f2p (4 pairs)"]["synthetic"]["fold_accuracy"]) <= 4
+    assert set(report["recovery"]) == {"fastf2p", "f2p (4 pairs)"}
+    markdown = (out / "results.md").read_text()
+    assert "| fastf2p | " in markdown and "| f2p (4 pairs) | " in markdown
+    assert "## Parameter recovery: f2p (4 pairs) on synthetic" in markdown
+    with pytest.raises(SystemExit):  # checked with the other arguments, before anything loads
+        main(["--bench", "synthetic", "--root-synthetic", str(synthetic), "--baseline", "fastf2p"])
+    assert "--baseline 'fastf2p': expected KIND=PATH" in capsys.readouterr().err
+
+
 def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
-    from eval.verify import load_imitator
+    from eval.descriptors import load_imitator
 
     ckpt = write_checkpoint(tmp_path / "run.ckpt")
     net, reason = load_imitator(None, [f"ours={ckpt}"])
@@ -596,7 +630,7 @@ def test_without_an_imitator_the_gap_is_left_out_and_the_reason_given(tmp_path):
 
 
 def test_recovery_interval_says_whether_a_method_measurably_beats_the_neutral_face():
-    from eval.verify import recovery
+    from eval.recovery import recovery
 
     rng = np.random.default_rng(0)
     truth = rng.uniform(-2.5, 2.5, (120, 267))
@@ -611,7 +645,7 @@ def test_recovery_interval_says_whether_a_method_measurably_beats_the_neutral_fa
 
 def test_recovery_interval_resamples_people_not_photos():
     """Four identical photos per person are one person's worth of evidence, not four."""
-    from eval.verify import ratio_interval
+    from eval.recovery import ratio_interval
 
     rng = np.random.default_rng(1)
     truth = rng.uniform(-2.5, 2.5, (40, 267))
@@ -623,3 +657,142 @@ def test_recovery_interval_resamples_people_not_photos():
     assert by_person["interval"] == pytest.approx(people["interval"])
     width = lambda r: r["interval"][1] - r["interval"][0]  # noqa: E731
     assert width(by_photo) < 0.7 * width(by_person)
+
+
+# ------------------------------------------------------------------------------------- bad input (issue 12)
+
+
+def bad_pairs_line(tmp_path):
+    root = write_lfw(tmp_path / "benchmarks" / "lfw")
+    lines = (root / "pairs.txt").read_text().splitlines()
+    lines[3] = "Alice 1 two"
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    return ["--bench", "lfw", "--face-id", "none"], [str(root / "pairs.txt"), "line 4", "'Alice 1 two'"]
+
+
+def undecodable_bin(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    path = write_bin(tmp_path / "benchmarks" / "agedb_30.bin", 10)
+    images, is_same = pickle.loads(path.read_bytes())
+    images[7] = b"\xff\xd8 not a JPEG after all"
+    path.write_bytes(pickle.dumps((images, is_same)))
+    return ["--bench", "agedb", "--face-id", "none"], [str(path), "image 7 cannot be decoded"]
+
+
+def missing_ckpt(tmp_path):
+    write_lfw(tmp_path / "benchmarks" / "lfw")
+    ckpt = tmp_path / "no" / "run.ckpt"
+    return ["--bench", "lfw", "--detect", "--ckpt", f"mine={ckpt}"], [f"--ckpt mine={ckpt}", "not found"]
+
+
+@pytest.mark.parametrize("case", [bad_pairs_line, undecodable_bin, missing_ckpt])
+def test_cli_bad_input_is_one_line_naming_the_file(case, tmp_path, run_cli):
+    arguments, says = case(tmp_path)
+    out = tmp_path / "out"
+    common = ["--root", tmp_path / "benchmarks", "--size", "32", "--device", "cpu", "--out", out]
+    done = run_cli("eval/verify.py", *arguments, *common, check=False)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1, done.stderr[-2000:]  # no traceback
+    assert lines[0].startswith("python eval/verify.py: error: ") and all(s in lines[0] for s in says), lines[0]
+    assert not out.exists()  # --detect used to detect (and write) every photo before finding --ckpt missing
+
+
+# Property-based: whatever the file holds, a reader returns a correct benchmark or names the file (and line/index).
+
+TOKENS = ["Ann_A", "Bob_B", "Cy_C", "Alice", "1", "2", "3", "0", "-1", "two", "²", "10", "", "#", "\x00", "a/b", ".."]
+token = st.one_of(st.sampled_from(TOKENS), st.text(max_size=6))
+pair_line = st.lists(token, min_size=0, max_size=5).map(" ".join)
+pairs_text = st.one_of(
+    st.builds(
+        lambda head, body: "\n".join([head, *body]),
+        st.sampled_from(["10 1", "10 2", "1 10", "10"]),
+        st.lists(
+            st.one_of(st.sampled_from(["Ann_A 1 2", "Bob_B 1 2", "Ann_A 1 Cy_C 1", "Bob_B 2 Cy_C 1"]), pair_line),
+            min_size=0,
+            max_size=42,
+        ),
+    ),
+    st.text(max_size=200),
+)
+
+
+def expected_pairs(text: str, root: Path) -> list[tuple[Path, Path, bool]] | None:
+    """An independent reading of a pairs.txt: the pairs it means, or None where it is not a valid one."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    number = r"[1-9][0-9]*|0*[1-9][0-9]*"
+    if not lines or len(lines[0]) != 2 or lines[0][0] != "10" or not re.fullmatch(number, lines[0][1]):
+        return None
+    if len(lines) - 1 != 20 * int(lines[0][1]):
+        return None
+    pairs = []
+    for fields in lines[1:]:
+        if len(fields) not in (3, 4):
+            return None
+        a, b = ((fields[0], fields[1]), (fields[0], fields[2])) if len(fields) == 3 else (fields[:2], fields[2:])
+        if not all(re.fullmatch(number, k) and n in PEOPLE and int(k) <= PEOPLE[n] for n, k in (a, b)):
+            return None
+        pairs.append((*(root / n / f"{n}_{int(k):04d}.jpg" for n, k in (a, b)), len(fields) == 3))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def lfw_root(tmp_path_factory):
+    return write_lfw(tmp_path_factory.mktemp("fuzz") / "lfw")
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=pairs_text, raw=st.one_of(st.none(), st.binary(max_size=64)))
+def test_lfw_pairs_reader_is_right_or_names_the_file(lfw_root, text, raw):
+    pairs_file = lfw_root / "pairs.txt"
+    pairs_file.write_bytes(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
+    try:
+        bench = B.read_lfw(lfw_root, 32)
+    except B.BenchmarkFileError as error:
+        assert str(error).startswith(f"{pairs_file}: ")
+        return
+    except B.MissingBenchmarkFile as error:  # a well-formed line naming a photo that is not there
+        assert str(lfw_root) in str(error)
+        return
+    expected = expected_pairs(pairs_file.read_text(), lfw_root)
+    assert expected is not None, "read a pairs.txt that is not a valid one"
+    got = [(Path(bench.sources[a]), Path(bench.sources[b]), bool(s)) for (a, b), s in zip(bench.pairs, bench.is_same)]
+    assert got == expected and np.bincount(bench.folds).tolist() == [len(expected) // 10] * 10
+
+
+JPEG = cv2.imencode(".jpg", np.full((112, 112, 3), 90, np.uint8))[1].tobytes()
+bin_image = st.one_of(st.just(JPEG), st.binary(max_size=30), st.integers(), st.none(), st.text(max_size=5))
+bin_flag = st.one_of(st.booleans(), st.integers(-1, 2), st.none(), st.text(max_size=3))
+
+
+@st.composite
+def bin_contents(draw):
+    """(file bytes, the (images, flags) they pickle or None for random bytes): mostly the right shape."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200)), None
+    flags = draw(st.lists(bin_flag if draw(st.booleans()) else st.booleans(), max_size=4))
+    extra = draw(st.integers(0, 1))
+    image = bin_image if draw(st.booleans()) else st.just(JPEG)
+    images = draw(st.lists(image, min_size=2 * len(flags) + extra, max_size=2 * len(flags) + extra))
+    return pickle.dumps((images, flags), protocol=draw(st.sampled_from([2, 4, 5]))), (images, flags)
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=bin_contents())
+def test_bin_reader_is_right_or_names_the_file_and_image(tmp_path_factory, drawn):
+    contents, meant = drawn
+    path = tmp_path_factory.mktemp("bin") / "lfw.bin"
+    path.write_bytes(contents)
+    try:
+        bench = B.read_bin(path, 32)
+    except B.BenchmarkFileError as error:
+        assert str(error).startswith(f"{path}: ")
+        if meant and meant[1] and all(isinstance(f, bool) for f in meant[1]) and len(meant[0]) == 2 * len(meant[1]):
+            bad = [i for i, image in enumerate(meant[0]) if image != JPEG]
+            assert bad and f"image {bad[0]} cannot be decoded" in str(error)  # else it should have been read
+        return
+    assert meant is not None, "read random bytes as a .bin"
+    images, flags = meant
+    assert len(flags) > 0 and len(images) == 2 * len(flags) and all(image == JPEG for image in images)
+    assert all(f in (0, 1) and not isinstance(f, str) for f in flags)
+    assert bench.is_same.tolist() == [bool(f) for f in flags]
+    assert all(bench.image(i).shape == (32, 32, 3) for i in range(bench.num_images))

@@ -2,9 +2,9 @@
 
 An estimator has a `name` and maps template-aligned photos (B, 3, S, S) float RGB in [0, 1] to parameters
 (B, 267) in [-2.5, 2.5] (docs/contracts.md sections 1-3); `is_parameters = True` marks it as a parameter
-descriptor for eval/verify.py. Implementations: `eval.baselines.f2p.F2P` (Shi et al., ICCV 2019: per-photo
-optimisation through the imitator) and `eval.baselines.fastf2p.FastF2P` (Shi et al., AAAI 2020: F_id embedding
--> translator MLP); our own model is eval/verify.py's ParameterDescriptor.
+descriptor for eval/verify.py (`--baseline KIND=PATH`). Implementations: `eval.baselines.f2p.F2P` (Shi et
+al., ICCV 2019: per-photo optimisation through the imitator) and `eval.baselines.fastf2p.FastF2P` (Shi et
+al., AAAI 2020: F_id embedding -> translator MLP); our own model is eval/descriptors.py's ParameterDescriptor.
 """
 
 from __future__ import annotations

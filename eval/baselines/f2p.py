@@ -17,14 +17,12 @@ run; the start is the neutral face p = 0 (face-nn's 0.5 of [0, 1]).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from game.parameters import HIGH, NUM_PARAMETERS
+from models.modes import evaluating
 
 GRAY = (0.299, 0.587, 0.114)
 # The face oval in template fractions (docs/contracts.md section 2): eyes at y 0.44, mouth at 0.70, chin about
@@ -89,19 +87,6 @@ def device_of(module: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode for the block (batch norm on running statistics, so photos do not interact), then restore."""
-    modes = [module.training for module in modules]
-    for module in modules:
-        module.eval()
-    try:
-        yield
-    finally:
-        for module, mode in zip(modules, modes):
-            module.train(mode)
-
-
 class F2P:
     """F2P's parameter search: photos (B, 3, S, S) in [0, 1] -> parameters (B, 267) in [-2.5, 2.5]."""
 
@@ -141,7 +126,7 @@ class F2P:
         """
         device = device_of(self.imitator)
         # The search needs autograd even when the caller evaluates under inference_mode or no_grad.
-        with frozen(self.imitator, self.face_id, self.content), torch.inference_mode(False), torch.enable_grad():
+        with evaluating(self.imitator, self.face_id, self.content), torch.inference_mode(False), torch.enable_grad():
             photos = photos.to(device, torch.float32).clone()  # a normal tensor, even if made in inference mode
             with torch.no_grad():
                 target_id, target_content = self.face_id(photos), self.content(photos)
@@ -175,8 +160,8 @@ def load_f2p(
     device: str = "cpu",
     **options,
 ) -> F2P:
-    """F2P on an imitator checkpoint (lightning_modules.checkpoints) and F_id by name; options go to F2P."""
-    from lightning_modules.checkpoints import load_network
+    """F2P on an imitator checkpoint (models.checkpoints) and F_id by name; options go to F2P."""
+    from models.checkpoints import load_network
     from models.face_id import build_face_id
 
     imitator = load_network(imitator_checkpoint, "net").to(device)

@@ -1,0 +1,130 @@
+"""Face descriptors for verification: regressed game parameters (our model) and the face-ID embedding (upper bound).
+
+A descriptor has a `name`, an `is_parameters` flag and maps template-aligned images (B, 3, S, S) in [0, 1] to
+(B, D) vectors; the baselines of eval/baselines are descriptors too. Also the checkpoint loading they need.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None or images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+class ParameterDescriptor:
+    """Regressed game parameters p = R(E(x).features).parameters: images (B, 3, S, S) in [0, 1] -> (B, 267)."""
+
+    is_parameters = True
+
+    def __init__(self, name: str, encoder: torch.nn.Module, regressor: torch.nn.Module, device: str = "cpu"):
+        self.name, self.device = name, device
+        self.encoder, self.regressor = encoder.to(device).eval(), regressor.to(device).eval()
+        self.image_size = getattr(encoder, "image_size", None)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = _resize(images.to(self.device), self.image_size)
+        return self.regressor(self.encoder(x).features).parameters
+
+
+class FaceIdDescriptor:
+    """The face-ID embedding F_id itself (the paper's LightCNN row, an upper bound): (B, 3, S, S) -> (B, D)."""
+
+    is_parameters = False
+
+    def __init__(self, name: str, extractor: torch.nn.Module, device: str = "cpu"):
+        self.name, self.device, self.extractor = name, device, extractor.to(device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.extractor(images.to(self.device))
+
+
+def load_regression(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(encoder, regressor) of a regression checkpoint; the one place to adapt if its format changes."""
+    from models.checkpoints import load_network
+
+    try:
+        return load_network(path, "encoder"), load_network(path, "regressor")
+    except KeyError:  # no network specs under those keys: rebuild the whole LightningModule instead
+        from lightning_modules.regression import RegressionModule
+
+        module = RegressionModule.load_from_checkpoint(path, map_location="cpu")
+        return module.encoder.eval(), module.regressor.eval()
+
+
+def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Module | None, str]:
+    """The imitator for the imitator-vs-engine gap: `path`, else the one the first regression checkpoint that
+    names one was trained through. (network, where it came from), or (None, why there is none)."""
+    from models.checkpoints import find_checkpoint, load_network, read_checkpoint
+
+    if path:
+        return load_network(find_checkpoint(path), "net"), f"{path} (--imitator)"
+    missing = []
+    for spec in checkpoints:
+        checkpoint = spec.split("=", 1)[-1]
+        saved = read_checkpoint(checkpoint, mmap=True)
+        named = (saved.get("frozen_sources") or {}).get("imitator") or saved.get("hyper_parameters", {}).get(
+            "imitator_checkpoint"
+        )
+        if named:
+            try:
+                file = find_checkpoint(named)
+            except FileNotFoundError:
+                missing.append(f"{checkpoint} names {named}, which is not here")
+                continue
+            return load_network(file, "net"), f"{file} (the imitator {checkpoint} was trained through)"
+    return None, "; ".join(missing) or "no --imitator, and no --ckpt names the imitator it was trained through"
+
+
+def build_descriptors(
+    checkpoints: list[str], face_id: str | None, face_id_checkpoint: str | None, device: str
+) -> tuple[list, dict[str, str]]:
+    """Descriptor rows: "NAME=PATH" (or PATH, named "ours" first) checkpoints, then the face-ID row if it loads."""
+    rows, skipped = [], {}
+    for number, spec in enumerate(checkpoints):
+        name, path = spec.split("=", 1) if "=" in spec else ("ours" if number == 0 else Path(spec).stem, spec)
+        if name in (row.name for row in rows):
+            raise ValueError(f"two checkpoints are named {name!r}; name them with --ckpt NAME=PATH")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found (--ckpt {spec})")
+        rows.append(ParameterDescriptor(name, *load_regression(path), device=device))
+    if face_id:
+        try:
+            from models.face_id import build_face_id
+
+            rows.append(FaceIdDescriptor("face_id", build_face_id(face_id, face_id_checkpoint), device))
+        except Exception as error:  # the upper-bound row is optional: report why it is missing
+            skipped["face_id"] = f"{type(error).__name__}: {error}"
+            log.warning("face_id row skipped: %s", skipped["face_id"])
+    return rows, skipped
+
+
+def build_baselines(
+    specs: list[str], face_id: str, face_id_checkpoint: str | None, device: str, f2p_steps: int = 400
+) -> list:
+    """Baseline rows from "KIND=PATH" specs, named by kind: fastf2p=TRANSLATOR.ckpt, f2p=IMITATOR.ckpt."""
+    from eval.baselines import build_baseline
+
+    rows = []
+    for spec in specs:
+        kind, equals, path = spec.partition("=")
+        if not equals or not path:
+            raise ValueError(f"--baseline {spec!r}: expected KIND=PATH, e.g. fastf2p=runs/demo/fastf2p.ckpt")
+        if kind in (row.name for row in rows):
+            raise ValueError(f"--baseline {spec!r}: a {kind} row is already there")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"baseline checkpoint {path} not found (--baseline {spec})")
+        options = {"steps": f2p_steps} if kind == "f2p" else {}
+        rows.append(build_baseline(kind, path, face_id, face_id_checkpoint, device, **options))
+    return rows

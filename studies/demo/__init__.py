@@ -1,0 +1,1 @@
+"""`make demo`: the whole method at CPU scale (studies/demo/README.md); `python -m studies.demo`."""

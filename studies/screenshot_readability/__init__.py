@@ -1,0 +1,1 @@
+"""How much of the parameters a network reads from screenshots alone (studies/screenshot_readability/README.md)."""
