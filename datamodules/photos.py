@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from datamodules.photo_sets import LANDMARKS_CSV, PhotoSet
-from game.framing import TEMPLATE, similarity_to_template
+from game.framing import TEMPLATE, align_to_template
 from game.parameters import NUM_PARAMETERS
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would ask PyPI for a newer version on import
@@ -40,21 +40,6 @@ def read_photo(path: Path) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for corrupt or truncated files
         raise ValueError(f"{path}: cannot decode image ({error})") from None
     return np.asarray(image)
-
-
-def align_to_template(image: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
-    """Warp a uint8 photo so its five points land on the template at `size` px (least-squares similarity)."""
-    height, width = image.shape[:2]
-    scale = np.hypot(*similarity_to_template(points, size)[:, 0])
-    if scale < 1.0:
-        # Shrink by area averaging first: warpAffine samples bilinearly and would alias when downscaling.
-        shrunk = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, shrunk, interpolation=cv2.INTER_AREA)
-        points = points * np.array([shrunk[0] / width, shrunk[1] / height])
-    matrix = similarity_to_template(points, size)
-    # Our coordinates put pixel centres at +0.5, OpenCV's at integers: shift into and out of them.
-    matrix[:, 2] += matrix[:, :2] @ [0.5, 0.5] - 0.5
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 AUGMENT_DEFAULTS = {

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from game.framing import similarity_to_template
+from game.framing import align_to_template, similarity_to_template, warp_photo
 from game.topology import loop
 from models.face_detector import BlazeFaceDetector
 from models.face_mesh import FaceMeshNet
@@ -72,24 +72,6 @@ def template_points(landmarks: np.ndarray) -> np.ndarray:
     )
 
 
-def warp(photo: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Warp a uint8 photo by a 2x3 similarity in continuous pixel coordinates to (size, size, 3), bilinear.
-
-    Shrinking by more than 2x first area-averages the photo, so large photos do not alias.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64).copy()
-    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    factor = int(0.5 / scale) if scale < 0.5 else 1
-    if factor > 1:
-        height, width = photo.shape[:2]
-        small = (max(1, round(width / factor)), max(1, round(height / factor)))
-        matrix[:, :2] *= np.array([[width / small[0], height / small[1]]])  # small pixels -> photo pixels first
-        photo = cv2.resize(photo, small, interpolation=cv2.INTER_AREA)
-    # OpenCV puts pixel centres on integers; our coordinates put them at +0.5.
-    matrix[:, 2] += matrix[:, :2].sum(1) * 0.5 - 0.5
-    return cv2.warpAffine(photo, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
-
-
 def roi_matrix(centre: np.ndarray, side: float, angle: float, size: int) -> np.ndarray:
     """2x3 photo -> crop similarity for a square ROI (centre, side, angle of its x axis) seen at size x size."""
     cos, sin = np.cos(angle), np.sin(angle)
@@ -111,7 +93,7 @@ def _mesh(net: FaceMeshNet, photo: np.ndarray, rois: list) -> tuple[np.ndarray, 
     """Landmarks (N, 468, 3) in photo pixels and face-presence scores (N,) for N ROIs (centre, side, angle)."""
     size = net.input_size
     matrices = [roi_matrix(c, s, a, size) for c, s, a in rois]
-    crops = np.stack([warp(photo, m, size) for m in matrices])
+    crops = np.stack([warp_photo(photo, m, size) for m in matrices])
     device = net.ops[0].weight.device
     with torch.no_grad():
         landmarks, logits = net(torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255).to(device))
@@ -146,8 +128,8 @@ def align_faces(photo: np.ndarray, size: int = 256) -> list[AlignedFace]:
         if p < MIN_FACE_PRESENCE:
             continue
         points = template_points(lm)
-        matrix = similarity_to_template(points, size)
-        faces.append(AlignedFace(warp(photo, matrix, size, cv2.BORDER_REFLECT), points, d.score, d.box, lm, matrix))
+        image = align_to_template(photo, points, size)  # the warp training and the benchmarks use
+        faces.append(AlignedFace(image, points, d.score, d.box, lm, similarity_to_template(points, size)))
     return faces
 
 

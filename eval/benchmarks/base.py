@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from game.framing import similarity_to_template
+from game.framing import align_to_template
 
 NUM_FOLDS = 10
 WHERE = {
@@ -68,9 +68,7 @@ def read_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
 
 def align(image: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
     """Warp a uint8 photo to the template at `size` px by the similarity from its five points (edges replicated)."""
-    from eval.align import warp  # the photo tool's warp: same coordinates, area-filtered when shrinking
-
-    return warp(image, similarity_to_template(np.asarray(points, np.float64), size), size, cv2.BORDER_REPLICATE)
+    return align_to_template(image, np.asarray(points, np.float64), size)  # the warp training uses
 
 
 @dataclass
