@@ -131,6 +131,27 @@ def _wandb_id(run_dir: Path) -> str:
     return path.read_text().strip()
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt: the state after every validation and at the end of fit, whatever `monitor` says.
+
+    Lightning's own `save_last=True` (2.6) rewrites last.ckpt only when a top-k checkpoint was saved
+    in the same step, so with `save_top_k=1` it froze at the best step; `--ckpt_path last` then resumed
+    from there and repeated the epochs after it (docs/contracts.md section 6).
+    """
+
+    FILENAME = "last"
+
+    def __init__(self, dirpath: Path | str) -> None:
+        super().__init__(
+            dirpath=dirpath, filename=self.FILENAME, monitor=None, save_top_k=1, enable_version_counter=False
+        )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """Also keep the final state when fit stops between validations (max_steps mid-epoch)."""
+        if trainer.global_step != self._last_global_step_saved:
+            self._save_checkpoint(trainer, self.format_checkpoint_name({}, self.FILENAME))
+
+
 def make_callbacks(run: RunConfig, run_dir: Path, with_loggers: bool = True) -> list[Callback]:
     """Checkpoints in run_dir/checkpoints (best by `monitor`, and last.ckpt); the learning rate per epoch."""
     callbacks: list[Callback] = [
@@ -141,8 +162,8 @@ def make_callbacks(run: RunConfig, run_dir: Path, with_loggers: bool = True) -> 
             monitor=run.monitor,
             mode=run.monitor_mode,
             save_top_k=1,
-            save_last=True,
-        )
+        ),
+        LastCheckpoint(run_dir / "checkpoints"),
     ]
     if with_loggers:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
