@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.data.dataloader import default_collate
 
 from datamodules.photo_sets import PhotoSet, PhotoSource, open_photo_set
-from datamodules.photos import PhotoDataset, build_augmentation
+from datamodules.photos import AlignedScreenshotDataset, PhotoDataset, build_augmentation
 from datamodules.sampler import EpochShuffleSampler, IdentityBatchSampler
 from datamodules.screenshots import ON_CORRUPT, OnCorrupt, ScreenshotDataset, ScreenshotSet, open_screenshot_set
 from datamodules.split import load_or_make_split
@@ -48,6 +48,8 @@ class CrossDomainDataModule(LightningDataModule):
     set's own size; another size resizes every image on load (antialiased bicubic).
     Without `source` (imitator pre-training), train and val batches reach the model as
     {"parameters": (B, 267) float32, "image": (B, 3, S, S) float32 in [0, 1], "index": (B,) rows in the set}.
+    `target_root` may also be a photo-style set of ours (`generate: {style: photo, ...}`): its known parameters
+    supervise like a screenshot's, and each picture is aligned to the template by its five points (not augmented).
 
     With `source` (docs/contracts.md 4.3), train AND val batches are
     {"target": the batch above, "source": {"image": (P*K, 3, S, S) float32 in [0, 1], "identity": (P*K,)
@@ -174,8 +176,10 @@ class CrossDomainDataModule(LightningDataModule):
                 "%s holds %d px images; resizing each to %d px on load", screenshots.root, screenshots.size, size
             )
         on_corrupt = self.hparams.on_corrupt
-        self.train_dataset = ScreenshotDataset(screenshots, split["train"], size, on_corrupt)
-        self.val_dataset = ScreenshotDataset(screenshots, split["val"], size, on_corrupt)
+        # A photo-style set (posed, shifted, scaled) is aligned to the template by its five points, as photos are.
+        dataset = ScreenshotDataset if screenshots.points is None else AlignedScreenshotDataset
+        self.train_dataset = dataset(screenshots, split["train"], size, on_corrupt)
+        self.val_dataset = dataset(screenshots, split["val"], size, on_corrupt)
         if len(self.train_dataset) < self.hparams.batch_size:
             raise ValueError(
                 f"{self.split_file}: the train split has {len(self.train_dataset)} samples, fewer than one "

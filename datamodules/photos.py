@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from datamodules.photo_sets import LANDMARKS_CSV, PhotoSet
+from datamodules.screenshots import ScreenshotDataset, load_image
 from game.framing import TEMPLATE, align_to_template
 from game.parameters import NUM_PARAMETERS
 
@@ -167,3 +168,13 @@ class PhotoDataset(Dataset):
                 f"{LANDMARKS_CSV} must be square and aligned to the template (docs/contracts.md 2)"
             )
         return TEMPLATE * width
+
+
+class AlignedScreenshotDataset(ScreenshotDataset):
+    """(parameters, picture) pairs of a photo-style set read as screenshots (the target side, supervised by its
+    known parameters): each picture is aligned to the template by its five points (points.npy), never augmented."""
+
+    def _load(self, index: int) -> np.ndarray:
+        """Row `index`'s photo warped to the template at the dataset's size (the set's own when None)."""
+        image = load_image(self.screenshots.files[index])
+        return align_to_template(image, self.screenshots.points[index], self.image_size or image.shape[0])

@@ -41,6 +41,7 @@ class ScreenshotSet:
     size: int | None  # side in pixels from the manifest; None for a plain folder
     parameter_table_version: str | None
     style: str | None
+    points: np.ndarray | None = None  # float32 (N, 5, 2) of a photo-style set: where its five template points are
 
     def __len__(self) -> int:
         return len(self.files)
@@ -100,6 +101,12 @@ def _open_format_v1(root: Path, on_corrupt: str = "raise") -> ScreenshotSet:
     suffix = manifest.get("image_format", "png")
     files = [root / "images" / f"{i:07d}.{suffix}" for i in range(count)]
     _check_files_exist(files, on_corrupt)
+    points = None
+    if manifest.get("style") == "photo":  # posed, shifted and scaled: its five points align it to the template
+        points = _load_parameters(root / "points.npy")
+        if points.shape != (count, 5, 2):
+            raise ValueError(f"{root / 'points.npy'}: shape {points.shape}, expected ({count}, 5, 2)")
+        points = points.astype(np.float32, copy=False)
     return ScreenshotSet(
         root=root,
         files=files,
@@ -107,6 +114,7 @@ def _open_format_v1(root: Path, on_corrupt: str = "raise") -> ScreenshotSet:
         size=manifest.get("size"),
         parameter_table_version=manifest.get("parameter_table_version"),
         style=manifest.get("style"),
+        points=points,
     )
 
 
@@ -231,12 +239,16 @@ class ScreenshotDataset(Dataset):
             "index": index,
         }
 
+    def _load(self, index: int) -> np.ndarray:
+        """Row `index`'s image, uint8 (S, S, 3)."""
+        return load_image(self.screenshots.files[index], self.image_size)
+
     def _read(self, item: int) -> tuple[int, np.ndarray]:
         """(row, image) of the item; with on_corrupt="skip" an unreadable image is replaced by the next readable row
         of this dataset (its own parameters with it), logged with its name and the count."""
         index = self.indices[item]
         try:
-            return index, load_image(self.screenshots.files[index], self.image_size)
+            return index, self._load(index)
         except (ValueError, FileNotFoundError) as error:
             if self.on_corrupt == "raise":
                 raise
@@ -244,7 +256,7 @@ class ScreenshotDataset(Dataset):
             for step in range(1, len(self.indices)):
                 other = self.indices[(item + step) % len(self.indices)]
                 try:
-                    image = load_image(self.screenshots.files[other], self.image_size)
+                    image = self._load(other)
                 except (ValueError, FileNotFoundError):
                     continue
                 log.warning(

@@ -33,6 +33,7 @@ NETWORK_CLASSES = frozenset(
         "models.regressor.Regressor",
         "models.readers.TimmReader",
         "models.readers.EncoderRegressorReader",
+        "models.readers.FaceFeatureReader",
         "eval.baselines.fastf2p.Translator",
     }
 )

@@ -116,13 +116,16 @@ class LandmarkGeometry(AlwaysEval):
         """Raw landmarks (B, 468, 3) in crop pixels and face logits (B,) of template-aligned images."""
         return self.net(self.crop(images))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) template-aligned RGB in [0, 1] -> (B, 1404) pose-free landmark coordinates."""
-        points, _ = self.landmarks(images)
+    def pose_free(self, points: torch.Tensor) -> torch.Tensor:
+        """Raw landmarks (B, 468, 3) -> (B, 1404): similarity-aligned to the neutral face, x scale, flattened."""
         # fp32 whatever the autocast: an SVD in bf16 is not accurate enough to cancel a rotation.
-        with torch.autocast(images.device.type, enabled=False):
+        with torch.autocast(points.device.type, enabled=False):
             aligned = procrustes(points.float(), self.reference)
         return (self.scale * aligned).flatten(1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) template-aligned RGB in [0, 1] -> (B, 1404) pose-free landmark coordinates."""
+        return self.pose_free(self.landmarks(images)[0])
 
 
 # ------------------------------------------------------------------------------------------------------------

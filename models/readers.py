@@ -1,4 +1,5 @@
 """Readers: networks that read the game parameters from a picture, trained on their own (no imitator, no photos).
+FaceFeatureReader (not in the paper) reads them from frozen real-face features through a small trainable head.
 
 A reader maps images (B, 3, S, S) in [0, 1] to ReaderOutput(parameters (B, 267) in [-2.5, 2.5], loss ()): the
 network's own auxiliary loss (a codebook's commitment), zero when it has none. lightning_modules.reader trains one.
@@ -6,12 +7,15 @@ network's own auxiliary loss (a codebook's commitment), zero when it has none. l
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from game.parameters import NUM_PARAMETERS
+from models.face_features import FaceFeatures
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2
 
@@ -60,3 +64,81 @@ class EncoderRegressorReader(nn.Module):
         """Images (B, 3, S, S) in [0, 1] -> R's parameters (B, 267) and E's commitment loss."""
         encoded = self.encoder(images)  # features (B, 2 * embed_dim, S/4, S/4)
         return ReaderOutput(self.regressor(encoded.features).parameters, encoded.loss)
+
+
+class FaceFeatureReader(nn.Module):
+    """NOT in the paper (issue 13 item 2): frozen real-face features (models.face_features.FaceFeatures: `mesh`,
+    `identity`, `colour`), standardised, then a small trainable MLP -> parameters, 2.5 tanh like R's, starting at
+    the neutral face. No gradient reaches the image or the frozen networks.
+
+    Standardisation: per-feature mean and std fitted on the first `statistics_batches` training batches (running
+    sums in persistent buffers, summed over DDP ranks, so a checkpoint keeps them; each of those batches is
+    standardised with the sums so far, itself included), then fixed. Before any training batch (Lightning's sanity
+    validation) features pass unstandardised.
+    Cache: the frozen features of up to `cache_rows` images are kept in memory, keyed by a hash of the image's bytes
+    (the nets are deterministic in eval mode, so a hit is the feature recomputed exactly); later epochs over the same
+    screenshots then cost only the head. 0 turns it off (augmented images never repeat).
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str] = ("mesh", "identity", "colour"),
+        hidden: int = 256,
+        dropout: float = 0.5,
+        parameter_range: float = 2.5,
+        statistics_batches: int = 8,
+        cache_rows: int = 100_000,
+    ) -> None:
+        super().__init__()
+        self.extractor = FaceFeatures(features)
+        self.features = list(self.extractor.groups)
+        self.hidden, self.dropout, self.parameter_range = hidden, dropout, parameter_range
+        self.statistics_batches, self.cache_rows = statistics_batches, cache_rows
+        width = self.extractor.width
+        self.register_buffer("feature_sum", torch.zeros(width, dtype=torch.float64))
+        self.register_buffer("feature_square_sum", torch.zeros(width, dtype=torch.float64))
+        self.register_buffer("statistics_rows", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("statistics_batches_seen", torch.zeros((), dtype=torch.int64))
+        self.head = nn.Sequential(
+            nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, NUM_PARAMETERS)
+        )
+        with torch.no_grad():  # start at the neutral face, as models.regressor does: small, not zero, so all learn
+            self.head[-1].weight.mul_(0.01)
+            self.head[-1].bias.zero_()
+        self._cache: dict[bytes, torch.Tensor] = {}
+
+    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, width) frozen features, from the cache where the same image was seen before."""
+        if not self.cache_rows:
+            return self.extractor(images)
+        rows = images.detach().float().cpu().numpy()
+        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        computed = dict(zip(missing, self.extractor(images[missing]))) if missing else {}
+        for i, feature in computed.items():
+            if len(self._cache) < self.cache_rows:
+                self._cache[keys[i]] = feature
+        return torch.stack([computed[i] if i in computed else self._cache[key] for i, key in enumerate(keys)])
+
+    def standardise(self, features: torch.Tensor) -> torch.Tensor:
+        """Features minus the fitted mean over the fitted std; in training, first add this batch to the fit."""
+        if self.training and self.statistics_batches_seen < self.statistics_batches:
+            sums = torch.stack([features.double().sum(0), features.double().square().sum(0)])
+            rows = features.new_full((), features.shape[0], dtype=torch.float64)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(sums)
+                torch.distributed.all_reduce(rows)
+            self.feature_sum += sums[0]
+            self.feature_square_sum += sums[1]
+            self.statistics_rows += rows
+            self.statistics_batches_seen += 1
+        if self.statistics_rows == 0:
+            return features
+        mean = self.feature_sum / self.statistics_rows
+        std = (self.feature_square_sum / self.statistics_rows - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-6)
+        return ((features.double() - mean) / std).float()
+
+    def forward(self, images: torch.Tensor) -> ReaderOutput:
+        """Images (B, 3, S, S) in [0, 1], template-aligned -> parameters (B, 267), no auxiliary loss."""
+        features = self.standardise(self.frozen_features(images))
+        return ReaderOutput(self.parameter_range * torch.tanh(self.head(features)), images.new_zeros(()))
