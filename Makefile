@@ -10,7 +10,7 @@ STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 LINT_PACKAGES = $(wildcard game models losses datamodules lightning_modules callbacks eval bench studies) tests
 
-.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main demo demo-ablations verify reconstruct bench clean-venv
+.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main pretrained demo demo-ablations verify reconstruct bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -56,17 +56,20 @@ train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; 
 train-main: setup ## cross-domain regression, needs the imitator run (EXP=experiments/main.yaml; ARGS='--config experiments/ablations/no_domain.yaml')
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
 
+pretrained: setup ## train, export, score the shipped default model -> weights/default/{model.pt,MODEL_CARD.md} (ARGS='--budget-minutes 20 --set trainer.accelerator=gpu')
+	$(PY) -m studies.pretrained --score $(ARGS)
+
 demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md
 	$(PY) -m studies.demo
 
 demo-ablations: setup ## full model + 3 ablations x 3 seeds at demo scale (long) -> runs/ablations/ABLATIONS.md
 	$(PY) -m studies.ablations
 
-verify: setup ## face verification, Table 3 (CKPT=run.ckpt BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
-	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) --ckpt $(CKPT) --root data/benchmarks $(ARGS)
+verify: setup ## face verification, Table 3 (CKPT=run.ckpt, default the shipped model; BENCH="lfw cfp_ff cfp_fp agedb synthetic" ARGS=...)
+	$(PY) eval/verify.py --bench $(or $(BENCH),lfw cfp_ff cfp_fp agedb) $(if $(CKPT),--ckpt $(CKPT)) --root data/benchmarks $(ARGS)
 
-reconstruct: setup ## photos -> character presets, engine renders, side-by-sides (PHOTOS='a.jpg b.jpg' CKPT=...|none)
-	$(PY) -m eval.reconstruct $(PHOTOS) --ckpt $(or $(CKPT),none) --out runs/reconstruct
+reconstruct: setup ## photos -> character presets, engine renders, side-by-sides (PHOTOS='a.jpg b.jpg' CKPT=...|none, default the shipped model)
+	$(PY) -m eval.reconstruct $(PHOTOS) $(if $(CKPT),--ckpt $(CKPT)) --out runs/reconstruct
 
 bench: setup ## renderer speed and memory -> bench/results/*.json and bench/README.md
 	$(PY) -m bench.render

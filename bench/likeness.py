@@ -5,8 +5,9 @@
 
 Renders the held-out benchmark on first use (eval/benchmarks/held_out.py: 1,000 people x 4 photos at 256 px into
 data/benchmarks/likeness-256, reused afterwards) and writes the JSON and a Markdown table beside it (.md). Rows: each
-checkpoint, the baselines, the truth, the neutral face, and F_id's own verification (row face_id). A method row
-whose checkpoint is not given (`default`: no shipped model yet) is left out with a note.
+model file (a regression or reader checkpoint, or an export such as the shipped default model: `--ckpt
+default=weights/default/model.pt`, made and scored by `make pretrained`), the baselines, the truth, the neutral face,
+and F_id's own verification (row face_id). A method row whose file is not given is left out with a note.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ckpt", action="append", default=[], metavar="NAME=PATH", help="regression checkpoint row")
+    parser.add_argument(
+        "--ckpt", action="append", default=[], metavar="NAME=PATH", help="model file row (checkpoint or export)"
+    )
     parser.add_argument("--baseline", action="append", default=[], metavar="KIND=PATH", help="e.g. fastf2p=T.ckpt")
     parser.add_argument(
         "--recogniser", help=f"judge of likeness (default {HELD_OUT_RECOGNISER}, else dlib with a caveat)"

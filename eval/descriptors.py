@@ -1,7 +1,9 @@
 """Face descriptors for verification: regressed game parameters (our model) and the face-ID embedding (upper bound).
 
 A descriptor has a `name`, an `is_parameters` flag and maps template-aligned images (B, 3, S, S) in [0, 1] to
-(B, D) vectors; the baselines of eval/baselines are descriptors too. Also the checkpoint loading they need.
+(B, D) vectors; the baselines of eval/baselines are descriptors too. Also the checkpoint loading they need:
+`load_parameter_model` reads any file that regresses parameters (a regression checkpoint, a reader checkpoint, or an
+exported reader such as the shipped default model, DEFAULT_MODEL) for eval/verify.py, eval/reconstruct.py and bench/.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
+# The shipped default model (not in the paper: frozen real-face features + MLP head), made by `make pretrained`
+# (studies/pretrained); the photo tool and verify use it when no --ckpt is given.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "default" / "model.pt"
+
 
 def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None or images.shape[-1] == size:
@@ -21,20 +27,72 @@ def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-class ParameterDescriptor:
-    """Regressed game parameters p = R(E(x).features).parameters: images (B, 3, S, S) in [0, 1] -> (B, 267)."""
+class ReaderDescriptor:
+    """Regressed game parameters of a reader (models/readers.py: images -> ReaderOutput), run at the size it was
+    trained at (others are resized to it): images (B, 3, S, S) in [0, 1] -> (B, 267)."""
 
     is_parameters = True
 
-    def __init__(self, name: str, encoder: torch.nn.Module, regressor: torch.nn.Module, device: str = "cpu"):
-        self.name, self.device = name, device
-        self.encoder, self.regressor = encoder.to(device).eval(), regressor.to(device).eval()
-        self.image_size = getattr(encoder, "image_size", None)
+    def __init__(self, name: str, reader: torch.nn.Module, image_size: int | None, device: str = "cpu"):
+        self.name, self.device, self.image_size = name, device, image_size
+        self.reader = reader.to(device).eval()
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = _resize(images.to(self.device), self.image_size)
-        return self.regressor(self.encoder(x).features).parameters
+        output = self.reader(_resize(images.to(self.device), self.image_size))
+        return output if isinstance(output, torch.Tensor) else output.parameters
+
+
+class ParameterDescriptor(ReaderDescriptor):
+    """Regressed game parameters p = R(E(x).features).parameters: images (B, 3, S, S) in [0, 1] -> (B, 267)."""
+
+    def __init__(self, name: str, encoder: torch.nn.Module, regressor: torch.nn.Module, device: str = "cpu"):
+        from models.readers import EncoderRegressorReader
+
+        super().__init__(name, EncoderRegressorReader(encoder, regressor), getattr(encoder, "image_size", None), device)
+        self.encoder, self.regressor = self.reader.encoder, self.reader.regressor
+
+
+def default_model() -> Path:
+    """The shipped default model's file; FileNotFoundError (one line: run `make pretrained`) when it is not there."""
+    if not DEFAULT_MODEL.is_file():
+        raise FileNotFoundError(
+            f"no default model: {DEFAULT_MODEL} is not there; run `make pretrained` to train and export it "
+            "(or give --ckpt PATH)"
+        )
+    return DEFAULT_MODEL
+
+
+def load_parameter_model(path: str | Path) -> tuple[torch.nn.Module, int | None]:
+    """(reader, the image size it reads) from any file that regresses parameters, told apart by the keys it holds:
+    a network spec under hyper_parameters["net"] naming a reader (a ParameterReaderModule checkpoint, or an export
+    of models.checkpoints.export_network such as weights/default/model.pt), else encoder + regressor (a regression
+    checkpoint, wrapped as models.readers.EncoderRegressorReader). A file recording another parameter table than
+    this game's is refused, naming it: its 267 outputs mean other sliders."""
+    from game import parameters as P
+    from models.checkpoints import CheckpointError, load_network, read_checkpoint
+    from models.readers import EncoderRegressorReader
+
+    checkpoint = read_checkpoint(path, mmap=True)
+    # The DataModule's state (docs/contracts.md section 6) sits under its class name, an export's under "export".
+    entries = [value for value in checkpoint.values() if isinstance(value, dict)]
+    recorded = {value.get("parameter_table_version") for value in entries} - {None}
+    P.check_same_table(path, ", ".join(sorted(recorded)), "this game", P.TABLE_VERSION)
+    hyper_parameters = checkpoint.get("hyper_parameters") or {}
+    spec = hyper_parameters.get("net") if isinstance(hyper_parameters, dict) else None
+    if isinstance(spec, dict) and "class_path" in spec:
+        if not str(spec["class_path"]).startswith("models.readers."):
+            raise CheckpointError(
+                f"{path}: holds a {spec['class_path']} under 'net', not a parameter reader (expected a regression "
+                "or reader checkpoint, or an export such as weights/default/model.pt)"
+            )
+        reader = load_network(path, "net")
+        if hasattr(reader, "cache_rows"):  # a FaceFeatureReader's feature cache serves training epochs, not one pass
+            reader.cache_rows = 0
+        sizes = {value.get("image_size") for value in entries} - {None}
+        return reader, (sizes.pop() if len(sizes) == 1 else None)
+    encoder, regressor = load_regression(path)
+    return EncoderRegressorReader(encoder, regressor).eval(), getattr(encoder, "image_size", None)
 
 
 class FaceIdDescriptor:
@@ -90,7 +148,8 @@ def load_imitator(path: str | None, checkpoints: list[str]) -> tuple[torch.nn.Mo
 def build_descriptors(
     checkpoints: list[str], face_id: str | None, face_id_checkpoint: str | None, device: str
 ) -> tuple[list, dict[str, str]]:
-    """Descriptor rows: "NAME=PATH" (or PATH, named "ours" first) checkpoints, then the face-ID row if it loads."""
+    """Descriptor rows: "NAME=PATH" (or PATH, named "ours" first) checkpoints (any file load_parameter_model reads),
+    then the face-ID row if it loads."""
     rows, skipped = [], {}
     for number, spec in enumerate(checkpoints):
         name, path = spec.split("=", 1) if "=" in spec else ("ours" if number == 0 else Path(spec).stem, spec)
@@ -98,7 +157,7 @@ def build_descriptors(
             raise ValueError(f"two checkpoints are named {name!r}; name them with --ckpt NAME=PATH")
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found (--ckpt {spec})")
-        rows.append(ParameterDescriptor(name, *load_regression(path), device=device))
+        rows.append(ReaderDescriptor(name, *load_parameter_model(path), device=device))
     if face_id:
         try:
             from models.face_id import build_face_id

@@ -1,14 +1,16 @@
 """The photo-to-character tool: face photos -> game presets, engine renders and side-by-side comparisons.
 
-    python -m eval.reconstruct photo.jpg [more.jpg ...] --ckpt RUN.ckpt [--out runs/reconstruct]
+    python -m eval.reconstruct photo.jpg [more.jpg ...] [--ckpt RUN.ckpt|MODEL.pt|none] [--out runs/reconstruct]
                                [--no-skin-snap] [--size 256] [--all]
 
 Per photo (per face with --all: <stem>_face<k>): <stem>.json (the preset: all 267 parameters by name, in table
 order, with the parameter-table version), <stem>_render.png (the game engine's screenshot of the preset) and
-<stem>_side_by_side.png (aligned photo | render). `--ckpt none` gives the neutral face, to try the pipeline
-without a trained model. A photo that cannot be used (missing, a folder, damaged, no face) gets a one-line message
-and the tool goes on; the exit status is 1 if any photo failed. A face found only in the photo turned by 90, 180 or
-270 degrees is taken from the turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
+<stem>_side_by_side.png (aligned photo | render). Without --ckpt the shipped default model reads the photo
+(weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face features + MLP head);
+`--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo that cannot be used
+(missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit status is 1 if any
+photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the turned photo; a
+grayscale photo keeps every colour slider neutral, with a warning.
 The arguments (--ckpt exists, --out can be written, the photos exist) are checked before the model loads.
 """
 
@@ -23,15 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
 from eval.preflight import file_problem, folder_problem, refuse
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
-from models.checkpoints import load_network, read_checkpoint
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 PROG = "python -m eval.reconstruct"
@@ -54,29 +55,16 @@ COLOUR_SLIDERS = (
 
 
 def load_predictor(ckpt: str | Path | None) -> Predictor:
-    """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a regression checkpoint or 'none'.
+    """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a model file or 'none'.
 
-    The checkpoint's encoder E and regressor R (models.checkpoints.load_network) run at the size E
-    was built for; other sizes are resized to it. 'none' (or None) predicts the neutral face, all zeros.
-    A checkpoint trained on another parameter table is refused: its 267 outputs mean other sliders.
+    The file is read by eval.descriptors.load_parameter_model: a regression checkpoint (E and R), a reader
+    checkpoint or an exported reader (weights/default/model.pt), told apart by the keys it holds; the model runs
+    at the size it was trained at and other sizes are resized to it. 'none' (or None) predicts the neutral face,
+    all zeros. A file of another parameter table is refused: its 267 outputs mean other sliders.
     """
     if ckpt is None or str(ckpt).lower() == "none":
         return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    checkpoint = read_checkpoint(ckpt)
-    # The DataModule's state (docs/contracts.md section 6) sits under its class name; look in every entry.
-    recorded = {v.get("parameter_table_version") for v in checkpoint.values() if isinstance(v, dict)} - {None}
-    P.check_same_table(ckpt, ", ".join(sorted(recorded)), "this game", P.TABLE_VERSION)
-    encoder, regressor = load_network(ckpt, "encoder"), load_network(ckpt, "regressor")
-    size = encoder.image_size
-
-    @torch.no_grad()
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] != size:
-            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        params = regressor(encoder(images).features).parameters
-        return params
-
-    return predict
+    return descriptors.ReaderDescriptor("model", *descriptors.load_parameter_model(ckpt))
 
 
 def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None, **notes) -> dict:
@@ -129,7 +117,11 @@ def photo_problem(path: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("photos", nargs="+", type=Path, help="face photos (JPEG, PNG, ...)")
-    parser.add_argument("--ckpt", required=True, help="regression checkpoint (.ckpt), or 'none' for the neutral face")
+    parser.add_argument(
+        "--ckpt",
+        help="the model: a regression or reader checkpoint (.ckpt) or an exported model (.pt); 'none' for the "
+        "neutral face; default: the shipped default model weights/default/model.pt (made by `make pretrained`)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/reconstruct"), help="output folder")
     parser.add_argument("--size", type=int, default=256, help="aligned photo and render side in pixels")
     parser.add_argument(
@@ -147,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size < 16:
         refuse(PROG, f"--size must be at least 16 px, got {args.size}")
+    if args.ckpt is None:  # the shipped default model; one line saying how to make it when it is not there
+        try:
+            args.ckpt = str(descriptors.default_model())
+        except FileNotFoundError as error:
+            refuse(PROG, str(error))
     checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
     # Every argument is checked before the model loads: one line naming the file and the problem.
     if checkpoint and (problem := file_problem(checkpoint, "checkpoint file")):

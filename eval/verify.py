@@ -3,8 +3,9 @@
     python eval/verify.py --bench lfw cfp_ff cfp_fp agedb synthetic --ckpt RUN.ckpt --root DIR \
         [--root-lfw DIR|lfw.bin ...] [--landmarks-lfw FILE | --detect] [--mask upper] [--out runs/eval/NAME]
 
-Rows are descriptors (each regression checkpoint, and the face-ID embedding as the upper bound), columns the
-benchmarks, their mean (over the paper's four among those run; the synthetic set only when alone), the
+Rows are descriptors (each model file: a regression or reader checkpoint or an exported model; without --ckpt the
+shipped default model weights/default/model.pt as row `default`; and the face-ID embedding as the upper bound), the
+columns the benchmarks, their mean (over the paper's four among those run; the synthetic set only when alone), the
 descriptor's images/s measured in this run (forward passes only) and, for rows that regress game parameters,
 the likeness of what the player gets: F_id cosine between each photo and the ENGINE's render of its parameters,
 and the imitator-vs-engine PSNR on them (eval/likeness.py), over --likeness-images evenly spread images per
@@ -29,6 +30,7 @@ import logging
 import torch
 
 from eval import benchmarks as B
+from eval import descriptors as D
 from eval.descriptors import build_baselines, build_descriptors, load_imitator
 from eval.evaluate import add_rows, evaluate
 from eval.preflight import file_problem, folder_problem, refuse
@@ -48,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="[NAME=]PATH",
-        help="regression checkpoint; repeat for ablations (first unnamed one is 'ours')",
+        help="a model file (regression or reader checkpoint, or an exported model .pt); repeat for ablations (first "
+        "unnamed one is 'ours'); default: the shipped default model weights/default/model.pt as row 'default' "
+        "(made by `make pretrained`); 'none': no model row (baselines, face-ID only)",
     )
     parser.add_argument(
         "--root",
@@ -119,7 +123,9 @@ def check_arguments(args: argparse.Namespace, out: Path) -> dict[str, Path]:
             refuse(PROG, f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     if args.likeness_images < 0:
         refuse(PROG, f"--likeness-images must be 0 or more, got {args.likeness_images}")
-    for spec in args.ckpt:
+    # No --ckpt: the default model (below, once the other arguments are checked); --ckpt none: no model row.
+    args.ckpt = [spec for spec in args.ckpt if spec.lower() != "none"] if args.ckpt else None
+    for spec in args.ckpt or []:
         if problem := file_problem(spec.split("=", 1)[-1], "checkpoint file"):
             refuse(PROG, f"--ckpt {spec}: {problem}")
     for spec in args.baseline:
@@ -131,6 +137,11 @@ def check_arguments(args: argparse.Namespace, out: Path) -> dict[str, Path]:
     for flag in ("imitator", "face_id_checkpoint"):
         if getattr(args, flag) and not Path(getattr(args, flag)).exists():
             refuse(PROG, f"--{flag.replace('_', '-')} {getattr(args, flag)} not found")
+    if args.ckpt is None:  # no --ckpt: the shipped default model; one line saying how to make it when it is not there
+        try:
+            args.ckpt = [f"default={D.default_model()}"]
+        except FileNotFoundError as error:
+            refuse(PROG, str(error))
     paths = {}
     for name in args.bench:
         flag = name.replace("_", "-")

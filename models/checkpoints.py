@@ -2,7 +2,8 @@
 
 A LightningModule keeps `hparams[key] = network_spec(net)`, so `load_network(path, key)` rebuilds
 the bare network from a checkpoint alone, without the training config or Lightning (nothing here imports it);
-`find_checkpoint` turns a run folder into its newest checkpoint file.
+`find_checkpoint` turns a run folder into its newest checkpoint file. `export_network` writes one network alone in the
+same layout (spec + weights under `net.`, plus an `export` dict of metadata): what weights/ ships.
 
 A checkpoint is data from outside and is trusted with nothing: `read_checkpoint` reads it with
 torch.load(weights_only=True) (tensors and plain data, no pickled objects), and a class path in it is built only
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +155,24 @@ def load_network(checkpoint_path: str | Path, key: str = "net", map_location: st
             f"{layout_mismatch(got, expected)}"
         ) from error
     return net.eval()
+
+
+EXPORT_KEY = "export"  # the metadata of an exported network (parameter-table version, image size, commit, ...)
+
+
+def export_network(net: nn.Module, metadata: dict, key: str = "net") -> bytes:
+    """The bytes of a file holding `net` alone, in the layout `load_network(file, key)` reads: its spec under
+    hyper_parameters[key], its weights under `key.` in state_dict, and `metadata` under EXPORT_KEY, as JSON's plain
+    data (a str subclass such as torch.__version__ would be a pickled object that weights_only loading refuses)."""
+    metadata = json.loads(json.dumps(metadata))
+    checkpoint = {
+        "hyper_parameters": {key: network_spec(net)},
+        "state_dict": {f"{key}.{name}": value.detach().cpu() for name, value in net.state_dict().items()},
+        EXPORT_KEY: metadata,
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -101,8 +101,7 @@ def fake_benchmark(count: int = 6) -> SimpleNamespace:
     )
 
 
-def test_unknown_network_and_uneven_steps_are_refused(tmp_path):
+def test_unknown_network_is_refused(tmp_path):
+    # --steps need not be a multiple of --eval-every: last.ckpt is also written at the end of fit (LastCheckpoint).
     with pytest.raises(SystemExit):
         main(["vgg", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        main(["demo", "--steps", "300", "--eval-every", "250", "--out", str(tmp_path)])

@@ -587,6 +587,8 @@ def test_cli_puts_the_baselines_in_its_table(tmp_path, synthetic, capsys):
             str(synthetic),
             "--size",
             "32",
+            "--ckpt",
+            "none",  # no model row (without --ckpt: the shipped default model)
             "--baseline",
             f"fastf2p={translator}",
             "--baseline",
@@ -667,7 +669,12 @@ def bad_pairs_line(tmp_path):
     lines = (root / "pairs.txt").read_text().splitlines()
     lines[3] = "Alice 1 two"
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
-    return ["--bench", "lfw", "--face-id", "none"], [str(root / "pairs.txt"), "line 4", "'Alice 1 two'"]
+    # --ckpt none: no model row (without --ckpt the shipped default model is needed); the benchmark is under test
+    return ["--bench", "lfw", "--face-id", "none", "--ckpt", "none"], [
+        str(root / "pairs.txt"),
+        "line 4",
+        "'Alice 1 two'",
+    ]
 
 
 def undecodable_bin(tmp_path):
@@ -676,7 +683,7 @@ def undecodable_bin(tmp_path):
     images, is_same = pickle.loads(path.read_bytes())
     images[7] = b"\xff\xd8 not a JPEG after all"
     path.write_bytes(pickle.dumps((images, is_same)))
-    return ["--bench", "agedb", "--face-id", "none"], [str(path), "image 7 cannot be decoded"]
+    return ["--bench", "agedb", "--face-id", "none", "--ckpt", "none"], [str(path), "image 7 cannot be decoded"]
 
 
 def missing_ckpt(tmp_path):
