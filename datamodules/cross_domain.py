@@ -3,6 +3,8 @@
 Imitator pre-training uses the target side alone. Cross-domain training adds the source side
 through `source`: photos with identity labels, aligned to the template, P identities x K photos
 per batch, sharded by rank (datamodules/photos.py, datamodules/sampler.py).
+Over 300 lines on purpose: one DataModule's settings, set-up, loaders and resumable state read together; the readers
+it uses live in screenshots.py, photo_sets.py and photos.py.
 """
 
 from __future__ import annotations
