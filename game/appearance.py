@@ -1,18 +1,25 @@
-"""Colours of the character: skin from the game's palette, eyes, brows, hair, lips, make-up and stubble.
+"""Colours of the character: skin, eyes, brows, lashes, hair, beard, lips, make-up, stubble and clothes.
 
 Each appearance parameter blends a colour into a fixed per-vertex mask of its own region (masks are
-computed once from the neutral head), so it changes colours only, and only there.
-Over 300 lines on purpose: one colour model, its masks and its palette read together.
+computed once from the neutral head), so it changes colours only, and only there. Besides colour and gloss,
+every vertex gets a material (game.detail): how much skin shading, stubble stipple, strand streaks and grain
+the renderer adds per pixel. Hair-like parts (game.hair) take the colour of the skin under them where they
+are sparse, so their edges melt into the skin.
+Over 300 lines on purpose: one colour model, its masks and its palettes read together.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.spatial import cKDTree
 
+from game import hair as H
 from game import parameters as P
 from game import topology
 from game.head import Head, Part
+from game.masks import bump, inside_polygon_2d, polyline_distance, smoothstep
 
 # sRGB in [0, 1]; a parameter moves continuously through its palette (-2.5 = first, +2.5 = last entry).
 SKIN_PALETTE = (
@@ -74,9 +81,22 @@ EYESHADOW_PALETTE = (
     )
     / 255.0
 )
-SCLERA = np.array([0.93, 0.92, 0.90])
+SCLERA = np.array([0.87, 0.84, 0.81])  # eye whites in photos are greyish, never paper white
 PUPIL = np.array([0.03, 0.03, 0.03])
 MOUTH_INSIDE = np.array([0.28, 0.08, 0.08])
+LASH = np.array([0.05, 0.04, 0.04])
+GAME_CLOTHING = np.array([0.23, 0.26, 0.32])  # the creator's default top: charcoal blue
+# Lips without make-up: the skin, redder and darker (so dark skin gets dark lips, light skin pink ones).
+NATURAL_LIP = np.array([0.80, 0.54, 0.54])
+SKIN_PARTS = (Part.FACE, Part.SKULL, Part.NECK, Part.EAR)
+
+
+class Shade(NamedTuple):
+    """Per-vertex colour (V, 3), gloss (V,) and material (V, 4: skin, stipple, streak, grain), float32."""
+
+    colours: np.ndarray
+    gloss: np.ndarray
+    material: np.ndarray
 
 
 def palette_colour(palette: np.ndarray, value: float) -> np.ndarray:
@@ -93,117 +113,126 @@ def palette_value(palette: np.ndarray, entry: int) -> float:
     return P.LOW + entry * (P.HIGH - P.LOW) / (len(palette) - 1)
 
 
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
-def _bump(points: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
-    """Smooth blob around the nearest centre, exactly 0 beyond `radius` (so a slider's region is sharp)."""
-    d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1).min(1)
-    return np.clip(1 - d2 / radius**2, 0, 1) ** 2
-
-
-def _polyline_distance(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from each point to a polyline, and the arc-length fraction (0..1) of the nearest spot."""
-    a, b = polyline[:-1], polyline[1:]
-    ab = b - a
-    t = np.clip(((points[:, None] - a[None]) * ab[None]).sum(-1) / (ab**2).sum(-1)[None], 0, 1)
-    nearest = a[None] + t[..., None] * ab[None]
-    d = np.linalg.norm(points[:, None] - nearest, axis=-1)
-    segment = d.argmin(1)
-    lengths = np.linalg.norm(ab, axis=1)
-    cumulative = np.concatenate([[0], np.cumsum(lengths)])
-    along = (cumulative[segment] + t[np.arange(len(points)), segment] * lengths[segment]) / cumulative[-1]
-    return d.min(1), along
-
-
-def _inside_polygon_2d(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Even-odd rule on (x, y)."""
-    x, y = points[:, 0], points[:, 1]
-    inside = np.zeros(len(points), bool)
-    px, py = polygon[:, 0], polygon[:, 1]
-    for i in range(len(polygon)):
-        j = i - 1
-        crosses = ((py[i] > y) != (py[j] > y)) & (x < (px[j] - px[i]) * (y - py[i]) / (py[j] - py[i] + 1e-12) + px[i])
-        inside ^= crosses
-    return inside
+def _under(points: np.ndarray, skin_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (n, 3), weights (n, 3)): the 3 skin vertices under each point, inverse-distance weighted."""
+    distance, nearest = cKDTree(skin_points).query(points, k=3)
+    weight = 1.0 / (distance + 1e-3) ** 2
+    return nearest, weight / weight.sum(1, keepdims=True)
 
 
 class Appearance:
-    """Per-vertex colour and gloss of a head for given appearance parameters."""
+    """Per-vertex colour, gloss and material of a head for given appearance (and hair) parameters."""
 
     def __init__(self, head: Head):
         self.head = head
-        self.sliders = [(p.name, p.index) for p in P.table() if p.kind == "appearance"]  # once, not per render
+        self.sliders = [(p.name, p.index) for p in P.table() if p.kind in ("appearance", "hair")]  # once
         v, part = head.vertices, head.part
-        self.face = part == Part.FACE
-        self.skin = np.isin(part, (Part.FACE, Part.SKULL, Part.NECK, Part.EAR))
-        self.eyeball = part == Part.EYEBALL
+        self.skin = np.flatnonzero(np.isin(part, SKIN_PARTS))
+        s = v[self.skin]  # masks below live on the skin vertices only
+        face = part[self.skin] == Part.FACE
         twin = head.twin
         lm = v[:468]
 
-        # Brows: distance to the centreline between the brow's upper and lower landmark rows.
-        brow_distance, brow_along = [], []
-        for lower, upper in (
-            ([276, 283, 282, 295, 285], [300, 293, 334, 296, 336]),
-            ([46, 53, 52, 65, 55], [70, 63, 105, 66, 107]),
-        ):
-            centre = (lm[lower] + lm[upper]) / 2
-            d, along = _polyline_distance(v, centre)
-            brow_distance.append(d)
-            brow_along.append(along)
-        closer = brow_distance[0] <= brow_distance[1]
-        self.brow_distance = np.where(closer, brow_distance[0], brow_distance[1])
-        self.brow_along = np.where(closer, brow_along[0], brow_along[1])  # 0 = outer end, 1 = inner end
-
-        # Lips: inside the outer lip contour.
+        # Lips: inside the outer lip contour; the inner contour (where the lips meet) darker.
         outer = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
-        inside = _inside_polygon_2d(v, lm[outer]) & self.face
-        edge, _ = _polyline_distance(v, np.concatenate([lm[outer], lm[outer[:1]]]))
-        self.lips = np.where(inside, _smoothstep(edge / 0.03), 0.0) * self.face
-        self.lip_edge = np.where(inside, np.exp(-((edge / 0.03) ** 2)), 0.0) * self.face
+        inner = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
+        inside = inside_polygon_2d(s, lm[outer]) & face
+        edge, _ = polyline_distance(s, np.concatenate([lm[outer], lm[outer[:1]]]))
+        meet, _ = polyline_distance(s, np.concatenate([lm[inner], lm[inner[:1]]]))
+        lips = np.where(inside, smoothstep(edge / 0.022 + 0.25), 0.0)
+        self.lips = _layer(lips)
+        self.lip_edge = _layer(np.where(inside, np.exp(-((edge / 0.025) ** 2)), 0.0))
+        self.lip_meet = _layer(lips * np.exp(-((meet / 0.025) ** 2)))
+        self.upper_lip = (s[self.lips.index, 1] > (lm[13, 1] + lm[14, 1]) / 2)[:, None]
 
         eye_loops = [lm[topology.loop("LEFT_EYE")], lm[topology.loop("RIGHT_EYE")]]
-        eye_distance = np.minimum(*[cKDTree(loop).query(v)[0] for loop in eye_loops])
+        eye_distance = np.minimum(*[cKDTree(loop).query(s)[0] for loop in eye_loops])
         above_eye = np.maximum(
-            *[(v[:, 1] - loop[:, 1].mean()) * (np.abs(v[:, 0] - loop[:, 0].mean()) < 0.35) for loop in eye_loops]
+            *[(s[:, 1] - loop[:, 1].mean()) * (np.abs(s[:, 0] - loop[:, 0].mean()) < 0.35) for loop in eye_loops]
         )
-        self.eyeshadow = self.face * _smoothstep((0.22 - eye_distance) / 0.1) * _smoothstep(above_eye / 0.05)
-        self.eyeliner = self.face * np.exp(-((eye_distance / 0.03) ** 2))
-        self.under_eye = self.face * _bump(v, lm[[253, twin[253], 254, twin[254]]] - [0, 0.05, 0], 0.16)
-        self.blush = self.face * _bump(v, lm[[425, twin[425]]] + [0, 0.05, 0], 0.32)
-        self.contour = self.face * _bump(v, lm[[411, twin[411], 379, twin[379]]], 0.3)
-        self.redness = self.skin * np.maximum(
-            _bump(v, lm[[425, twin[425], 1, 4]], 0.4) * self.face, (part == Part.EAR) * 0.6
-        )
-        nose_cheeks = _bump(v, lm[[4, 5, 195, 425, twin[425], 330, twin[330]]], 0.35) * self.face
+        self.eyeshadow = _layer(face * smoothstep((0.22 - eye_distance) / 0.1) * smoothstep(above_eye / 0.05))
+        self.eyeliner = _layer(face * np.exp(-((eye_distance / 0.03) ** 2)))
+        lash_line = np.exp(-((eye_distance / 0.018) ** 2)) * smoothstep(above_eye / 0.02 + 0.5)
+        self.lash_line = _layer(face * lash_line)
+        # The fold above the upper lid, in shadow: a natural darkening, 12% at its deepest.
+        crease = np.exp(-(((eye_distance - 0.07) / 0.03) ** 2)) * smoothstep(above_eye / 0.03)
+        self.lid_crease = _layer(face * crease)
+        self.under_eye = _layer(face * bump(s, lm[[253, twin[253], 254, twin[254]]] - [0, 0.05, 0], 0.16))
+        self.blush = _layer(face * bump(s, lm[[425, twin[425]]] + [0, 0.05, 0], 0.32))
+        self.contour = _layer(face * bump(s, lm[[411, twin[411], 379, twin[379]]], 0.3))
+        ear = part[self.skin] == Part.EAR
+        self.redness = _layer(np.maximum(bump(s, lm[[425, twin[425], 1, 4]], 0.4) * face, ear * 0.6))
+        nose_cheeks = bump(s, lm[[4, 5, 195, 425, twin[425], 330, twin[330]]], 0.35) * face
         # Freckles: a fixed per-vertex pattern (seeded), so a character's freckles never move.
-        pattern = np.random.default_rng(1234).random(len(v))
-        self.freckles = nose_cheeks * (pattern > 0.8)
-        lower_face = self.face * (1 - self.lips) * (v[:, 1] < lm[2, 1])
-        self.stubble_height = v[:, 1]
-        self.stubble_base = lower_face * _smoothstep((np.abs(v[:, 0]) - 0.0) / 0.1 + 1)
-        self.moustache = self.face * (1 - self.lips) * _bump(v, (lm[[0]] + lm[[2]]) / 2, 0.3)
-        self.moustache *= np.exp(-((v[:, 0] / 0.45) ** 4))
-
-        # Hair: above a hairline that runs from the forehead down to the nape, with sideburns.
-        self.hair_region = np.isin(part, (Part.FACE, Part.SKULL))
-        self.forehead_top = lm[10, 1]
-        self.eye_angle = head.eyeball_angle
+        pattern = np.random.default_rng(1234).random(len(v))[self.skin]
+        self.freckles = _layer(nose_cheeks * (pattern > 0.8))
+        lower_face = face * (1 - lips) * (s[:, 1] < lm[2, 1])
+        self.stubble_base = _layer(lower_face * smoothstep(np.abs(s[:, 0]) / 0.1 + 1))
+        self.stubble_height = s[self.stubble_base.index, 1]
+        moustache = face * (1 - lips) * bump(s, (lm[[0]] + lm[[2]]) / 2, 0.3) * np.exp(-((s[:, 0] / 0.45) ** 4))
+        self.moustache = _layer(moustache)
         self.nose_tip = lm[1]
 
-    def hair_mask(self, hairline: float, sideburns: float) -> np.ndarray:
-        v = self.head.vertices
-        front_y = self.forehead_top - 0.06 + 0.12 * hairline  # hairline height on the forehead
-        depth = np.clip((0.3 - v[:, 2]) / 2.1, 0, 1)  # 0 at the forehead, 1 at the back
-        line = front_y + (-1.0 - front_y) * depth**1.6
-        near_ear = np.exp(-(((np.abs(v[:, 0]) - 1.05) / 0.12) ** 2 + ((v[:, 2] + 0.55) / 0.25) ** 2))
-        line -= near_ear * (0.35 + 0.25 * sideburns)
-        return self.hair_region * _smoothstep((v[:, 1] - line) / 0.06)
+        # Hair painted on the scalp (under the shell) above the hairline; a parting shows skin through it.
+        self.scalp = np.isin(part[self.skin], (Part.FACE, Part.SKULL))
+        self.forehead_top = lm[10, 1]
+        # Light: the neutral head's cavities (game.head), redder in shadow as skin is; clothes.
+        cavity = head.cavity[self.skin][:, None]
+        self.cavity_tint = 1 - (1 - cavity) * np.array([0.75, 0.95, 1.0])
+        self.clothing = head.clothing[self.skin]
+        collar = head.clothing[self.skin] * np.exp(-(((s[:, 1] + 2.25) / 0.09) ** 2)) * (s[:, 2] > -1.3)
+        folds = np.sin(7.0 * s[:, 0] + 3.0 * np.sin(2.3 * s[:, 1])) * smoothstep((-2.6 - s[:, 1]) / 0.5)
+        self.cloth_shade = ((1 - 0.25 * collar) * (1 + 0.06 * folds) * cavity[:, 0])[:, None]
+        self.material_skin = np.stack(
+            [1 - self.clothing, np.zeros(len(s)), np.zeros(len(s)), 1 - 0.3 * self.clothing], 1
+        )
+
+        # Eyes: the angle from each eyeball's front pole; lids shade the top and the corners of the eyeball.
+        self.eyeball = np.flatnonzero(part == Part.EYEBALL)
+        self.eye_angle = head.eyeball_angle[self.eyeball]
+        e = v[self.eyeball]
+        centre = np.where(e[:, :1] > 0, head.anchors["eye_left"], head.anchors["eye_right"])
+        rel = (e - centre) / 0.21
+        self.eye_shadow = (1 - 0.5 * smoothstep((rel[:, 1] + 0.05) / 0.35)) * (
+            1 - 0.35 * smoothstep((np.abs(rel[:, 0]) - 0.25) / 0.35)
+        )
+        self.mouth = np.flatnonzero(part == Part.MOUTH)
+
+        # Hair-like parts and the skin under them.
+        rig = head.hair
+        skin_points = s
+        self.scalp_index = rig.scalp_index
+        self.scalp_row = head.uv[rig.scalp_index, 1] / 1.5  # 0 at the crown .. 1 at the tips
+        self.scalp_hair = rig.scalp
+        self.scalp_under = _under(head.attached_to[np.isin(head.attached, rig.scalp_index)], skin_points)
+        self.beard_index = rig.beard_index
+        self.beard_under = _under(rig.beard.root, skin_points)
+        self.beard = rig.beard
+        self.brow_index = np.concatenate([index for index, _ in rig.brows])
+        brow_root = np.concatenate([strip.root for _, strip in rig.brows])
+        self.brow_under = _under(brow_root, skin_points)
+        self.brow_along = np.concatenate([strip.along for _, strip in rig.brows])  # 0 = outer end
+        self.brow_across = np.concatenate([strip.across for _, strip in rig.brows]) * H.BROW_HALF_HEIGHT
+        self.lash_index = np.concatenate([index for index, _ in rig.lashes])
+        lash_root = np.concatenate([strip.root for _, strip in rig.lashes])
+        self.lash_under = _under(lash_root, skin_points)
+        self.lash_tip = np.concatenate([strip.across for _, strip in rig.lashes])
+
+    def hair_mask(self, hairline: float, sideburns: float, parting: float) -> np.ndarray:
+        """Where the scalp is painted with the hair colour (skin vertices), for hair sliders / 2.5."""
+        s = self.head.vertices[self.skin]
+        line = H.hairline_height(s, hairline, sideburns, self.forehead_top)
+        parting_line = np.exp(-(((s[:, 0] - 0.45 * parting) / 0.035) ** 2))
+        parting_line *= smoothstep((s[:, 1] - self.forehead_top + 0.1) / 0.3) * (s[:, 2] > -0.9)
+        return self.scalp * smoothstep((s[:, 1] - line) / 0.06) * (1 - 0.6 * parting_line)
 
     def __call__(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(colours (V, 3) float32 in [0, 1], gloss (V,) float32) for one parameter vector."""
+        shade = self.shade(params)
+        return shade.colours, shade.gloss
+
+    def shade(self, params: np.ndarray, clothing=None) -> Shade:
+        """Colour, gloss and material of every vertex; `clothing` (RGB in [0, 1]) recolours the clothes."""
         value = {name: float(params[index]) for name, index in self.sliders}
         f = {k: x / P.HIGH for k, x in value.items()}  # -1 .. 1
         # Amount-like sliders (make-up, freckles, stubble): 0 at -2.5, 0.25 at the neutral 0, 1 at +2.5,
@@ -211,66 +240,143 @@ class Appearance:
         amount = {k: ((x + 1) / 2) ** 2 for k, x in f.items()}
         n = self.head.num_vertices
         colour = np.zeros((n, 3))
-        gloss = np.full(n, 0.5)
+        gloss = np.full(n, 0.4)
+        material = np.zeros((n, 4))
 
         skin = palette_colour(SKIN_PALETTE, value["skin_tone"])
         skin = skin * (1 + 0.06 * f["skin_undertone"] * np.array([0.3, 0.4, -1.0]))
-        base = np.tile(skin, (n, 1))
-        base = _mix(base, np.array([0.85, 0.35, 0.3]), self.redness * 0.25 * amount["skin_redness"])
-        base = _mix(base, skin * 0.62, self.under_eye * 0.7 * amount["under_eye_shade"])
-        base = _mix(base, skin * 0.6 * np.array([1.0, 0.85, 0.7]), self.freckles * amount["freckles"])
-        base = _mix(base, skin * 0.72, self.contour * 0.7 * amount["contour"])
+        base = np.tile(skin, (len(self.skin), 1))
+        _paint(base, self.redness, np.array([0.85, 0.35, 0.3]), 0.25 * amount["skin_redness"])
+        _paint(base, self.under_eye, skin * 0.62, 0.7 * amount["under_eye_shade"])
+        _paint(base, self.freckles, skin * 0.6 * np.array([1.0, 0.85, 0.7]), amount["freckles"])
+        _paint(base, self.contour, skin * 0.72, 0.7 * amount["contour"])
         blush = (
             np.array([1.0, 0.62, 0.38]) * (1 - amount["blush_hue"]) + np.array([0.9, 0.3, 0.6]) * amount["blush_hue"]
         )
-        base = _mix(base, blush, self.blush * 0.6 * amount["blush"])
-        stubble_colour = palette_colour(HAIR_PALETTE, value["hair_color"]) * 0.8 + skin * 0.2
-        extent = _smoothstep((self.nose_tip[1] - 0.45 + 0.35 * f["stubble_extent"] - self.stubble_height) / 0.15)
-        base = _mix(base, stubble_colour, self.stubble_base * extent * 0.55 * amount["stubble"])
-        base = _mix(base, stubble_colour * 0.7, self.moustache * amount["moustache"])
+        _paint(base, self.blush, blush, 0.6 * amount["blush"])
+        hair = _hair_colour(value, f)
+        stubble_colour = hair * 0.7 + skin * 0.3
+        extent = smoothstep((self.nose_tip[1] - 0.45 + 0.35 * f["stubble_extent"] - self.stubble_height) / 0.15)
+        stubble = Layer(self.stubble_base.index, self.stubble_base.weight * extent * amount["stubble"])
+        _paint(base, stubble, stubble_colour, 0.6)
+        _paint(base, self.moustache, stubble_colour * 0.7, amount["moustache"])
+        _paint(base, self.lid_crease, np.zeros(3), 0.12)
+        _paint(base, self.lash_line, skin * 0.45, 0.5)
         shadow = palette_colour(EYESHADOW_PALETTE, value["eyeshadow_color"])
-        base = _mix(base, shadow, self.eyeshadow * 0.7 * amount["eyeshadow"])
-        base = _mix(base, np.array([0.05, 0.04, 0.04]), self.eyeliner * 0.9 * amount["eyeliner"])
+        _paint(base, self.eyeshadow, shadow, 0.7 * amount["eyeshadow"])
+        _paint(base, self.eyeliner, np.array([0.05, 0.04, 0.04]), 0.9 * amount["eyeliner"])
 
-        lip = palette_colour(LIP_PALETTE, value["lip_color"]) * (1 - 0.25 * f["lip_darkness"])
+        painted = palette_colour(LIP_PALETTE, value["lip_color"]) * (1 - 0.25 * f["lip_darkness"])
+        lip = 0.5 * skin * NATURAL_LIP + 0.5 * painted
         grey = lip.mean()
         lip = grey + (lip - grey) * (1 + 0.5 * f["lip_saturation"])
-        base = _mix(base, lip, self.lips)
-        base = _mix(base, lip * 0.5, self.lip_edge * 0.9 * amount["lip_line"])
-        gloss = np.where(self.skin, 0.4 + 0.35 * f["skin_shine"], gloss)
-        gloss = gloss + self.lips * (1.5 + 1.5 * f["lip_gloss"])
+        _paint(base, self.lips, lip * (1 - 0.1 * self.upper_lip), 1.0)
+        _paint(base, self.lip_edge, lip * 0.55, 0.15 + 0.75 * amount["lip_line"])
+        _paint(base, self.lip_meet, lip * 0.35, 0.8)
+        base = _mix(base, hair * 0.85, self.hair_mask(f["hair_hairline"], f["sideburn_length"], f["hair_parting"]))
+        skin_colour = base * self.cavity_tint  # what hair-like parts over the skin blend into
+        clothes = GAME_CLOTHING if clothing is None else np.asarray(clothing, float)
+        colour[self.skin] = _mix(skin_colour, clothes * self.cloth_shade, self.clothing)
+        gloss[self.skin] = (0.3 + 0.3 * f["skin_shine"]) * (1 - self.clothing) + 0.08 * self.clothing
+        gloss[self.skin[self.lips.index]] += 0.9 * self.lips.weight
+        material[self.skin] = self.material_skin
+        material[self.skin[stubble.index], 1] += 1.2 * stubble.weight
+        material[self.skin[self.moustache.index], 1] += amount["moustache"] * self.moustache.weight
+        material[:, 1] = np.minimum(material[:, 1], 1.0)
 
-        hair = palette_colour(HAIR_PALETTE, value["hair_color"])
-        if f["hair_redness"] > 0:
-            hair = hair * (1 + 0.3 * f["hair_redness"] * np.array([1.0, -0.1, -0.5]))
-        else:
-            hair = _mix(hair[None], np.full(3, hair.mean()), np.array([-0.6 * f["hair_redness"]]))[0]
-        hair = hair.mean() + (hair - hair.mean()) * (1 + 0.5 * f["hair_saturation"])
-        hair_mask = self.hair_mask(f["hair_hairline"], f["sideburn_length"])
-        base = _mix(base, hair, hair_mask)
-        gloss = np.where(hair_mask > 0.5, 0.5 + 0.45 * f["hair_sheen"], gloss)
+        self._eyes(colour, gloss, material, value, f, amount)
+        colour[self.mouth] = MOUTH_INSIDE
+        self._hair_parts(colour, gloss, material, skin_colour, hair, value, f, amount)
+        return Shade(
+            np.clip(colour, 0, 1).astype(np.float32),
+            np.clip(gloss, 0, 3).astype(np.float32),
+            material.astype(np.float32),
+        )
 
-        brow = palette_colour(HAIR_PALETTE, value["brow_color"]) * 0.85
-        width = (0.065 + 0.03 * f["brow_thickness"]) * (0.7 + 0.6 * self.brow_along)
-        brow_mask = self.face * _smoothstep((width - self.brow_distance) / 0.025)
-        base = _mix(base, brow, brow_mask * (0.55 + 0.4 * amount["brow_density"]))
-        colour[self.skin] = base[self.skin]
-
-        angle = self.eye_angle[self.eyeball]
-        iris_angle = 0.42 * (1 + 0.18 * f["iris_size"])
-        pupil_angle = 0.2 * (1 + 0.6 * f["pupil_size"])
+    def _eyes(self, colour, gloss, material, value, f, amount) -> None:
+        angle = self.eye_angle
+        iris_angle = 0.5 * (1 + 0.15 * f["iris_size"])
+        pupil_angle = 0.19 * (1 + 0.5 * f["pupil_size"])
         iris = palette_colour(EYE_PALETTE, value["eye_color"]) * (1 + 0.3 * f["eye_color_brightness"])
+        iris = iris[None] * (0.7 + 0.45 * smoothstep((iris_angle - angle) / 0.25))[:, None]  # lighter inside
         sclera = SCLERA * (1 - 0.4 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.5, 1.0]))
-        in_iris = _smoothstep((iris_angle - angle) / 0.04)[:, None]
-        in_pupil = _smoothstep((pupil_angle - angle) / 0.03)[:, None]
+        in_iris = smoothstep((iris_angle - angle) / 0.035)[:, None]
+        in_pupil = smoothstep((pupil_angle - angle) / 0.03)[:, None]
         ring = np.exp(-(((angle - iris_angle) / 0.05) ** 2))[:, None] * (0.3 + 0.6 * amount["limbal_ring"])
         eye = sclera * (1 - in_iris) + iris * in_iris
         eye = eye * (1 - ring) + PUPIL * ring
         eye = eye * (1 - in_pupil) + PUPIL * in_pupil
-        colour[self.eyeball] = eye
+        colour[self.eyeball] = eye * self.eye_shadow[:, None]
         gloss[self.eyeball] = 1.6
-        colour[self.head.part == Part.MOUTH] = MOUTH_INSIDE
-        return np.clip(colour, 0, 1).astype(np.float32), np.clip(gloss, 0, 3).astype(np.float32)
+        material[self.eyeball, 2] = 0.8 * in_iris[:, 0] * (1 - in_pupil[:, 0])  # iris fibres
+        material[self.eyeball, 3] = 0.4 * (1 - in_iris[:, 0])  # faint veins
+
+    def _hair_parts(self, colour, gloss, material, skin_colour, hair, value, f, amount) -> None:
+        """Scalp hair, beard, brows and lashes: strand streaks over colours that melt into the skin under them."""
+        sheen = 0.5 + 0.45 * f["hair_sheen"]
+        values = H.HairValues(**{field: f[name] for name, field in H.HAIR_SLIDERS.items()})
+        cover = self.scalp_hair.cover(values)
+        strands = hair * np.clip(0.72 + 0.38 * self.scalp_row, 0, 1.1)[:, None]
+        colour[self.scalp_index] = _mix(_blend(skin_colour, *self.scalp_under), strands, 0.35 + 0.65 * cover)
+        gloss[self.scalp_index] = sheen * cover
+        material[self.scalp_index, 2] = cover
+
+        under = _blend(skin_colour, *self.beard_under)
+        cover = smoothstep((self.beard.offset(f["beard_length"]) - 0.005) / 0.05)
+        colour[self.beard_index] = _mix(under, hair * 0.8, cover * 0.95)
+        gloss[self.beard_index] = 0.3 + 0.3 * cover
+        material[self.beard_index, 2] = cover
+
+        brow = palette_colour(HAIR_PALETTE, value["brow_color"]) * 0.7
+        half = (0.05 + 0.032 * f["brow_thickness"]) * (0.55 + 0.45 * np.sqrt(self.brow_along))
+        cover = smoothstep((half - np.abs(self.brow_across)) / 0.022 + 0.5)
+        cover *= smoothstep((self.brow_along - 0.04) / 0.2) * smoothstep((0.96 - self.brow_along) / 0.06)
+        cover *= 0.55 + 0.43 * amount["brow_density"]
+        colour[self.brow_index] = _mix(_blend(skin_colour, *self.brow_under), brow, cover)
+        gloss[self.brow_index] = 0.3
+        material[self.brow_index, 2] = cover
+        material[self.brow_index, 0] = 1 - cover
+
+        lash = LASH + 0.15 * brow
+        colour[self.lash_index] = _mix(np.tile(lash, (len(self.lash_index), 1)), _blend(skin_colour, *self.lash_under),
+                                       0.45 * self.lash_tip)  # fmt: skip
+        gloss[self.lash_index] = 0.2
+        material[self.lash_index, 2] = 1.0
+
+
+class Layer(NamedTuple):
+    """A per-vertex mask stored sparsely: the skin vertices it touches and its weight there (0..1]."""
+
+    index: np.ndarray
+    weight: np.ndarray
+
+
+def _layer(mask: np.ndarray) -> Layer:
+    index = np.flatnonzero(mask > 0)
+    return Layer(index, mask[index].astype(np.float64))
+
+
+def _paint(base: np.ndarray, layer: Layer, colour, strength: float) -> None:
+    """Blend `colour` ((3,) or one row per layer vertex) into `base` over the layer, in place."""
+    if strength <= 0 or not len(layer.index):
+        return
+    weight = np.minimum(layer.weight * strength, 1.0)[:, None]
+    rows = base[layer.index]
+    base[layer.index] = rows + (colour - rows) * weight
+
+
+def _hair_colour(value: dict, f: dict) -> np.ndarray:
+    hair = palette_colour(HAIR_PALETTE, value["hair_color"])
+    if f["hair_redness"] > 0:
+        hair = hair * (1 + 0.3 * f["hair_redness"] * np.array([1.0, -0.1, -0.5]))
+    else:
+        hair = _mix(hair[None], np.full(3, hair.mean()), np.array([-0.6 * f["hair_redness"]]))[0]
+    return hair.mean() + (hair - hair.mean()) * (1 + 0.5 * f["hair_saturation"])
+
+
+def _blend(colours: np.ndarray, nearest: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Inverse-distance blend of skin colours (the skin under a hair-like part)."""
+    return (colours[nearest] * weight[..., None]).sum(1)
 
 
 def _mix(base: np.ndarray, colour: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 from game import camera, framing, photo_style
 from game import parameters as P
 from game.appearance import Appearance
+from game.detail import detail_texture
 from game.head import Head, build_head
 from game.photo_extras import PhotoExtras
 from game.render import MeshRenderer
@@ -19,9 +20,11 @@ from game.topology import loop
 STYLES = ("game", "photo")
 # Bump when a change alters the pictures of given parameters (mesh, rig, colours, camera, shading):
 # datasets record it, and resuming or training on a set made by another engine version is refused.
-ENGINE_VERSION = 1
+# 2: hair shell, brows, lashes, beard, neck and clothed shoulders, detail texture and softer skin light.
+ENGINE_VERSION = 2
 GAME_BACKGROUND = (0.62, 0.66, 0.72)  # the creator's plain studio backdrop
 NECK_PIVOT = np.array([0.0, -1.2, -0.9])  # head pose rotates about the top of the neck
+BODY_FOLLOWS = (0.35, 0.0, 0.3)  # how much of the head's yaw, pitch and roll the shoulders take in a photo
 
 
 class Game:
@@ -72,7 +75,15 @@ class Game:
 
     @cached_property
     def renderer(self) -> MeshRenderer:
-        return MeshRenderer(self.size, self.head.triangles, samples=self.samples, supersample=self.supersample)
+        return MeshRenderer(
+            self.size,
+            self.head.triangles,
+            samples=self.samples,
+            supersample=self.supersample,
+            uv=self.head.uv,
+            detail=detail_texture(),
+            solid=self.head.solid,
+        )
 
     @cached_property
     def _framing(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -111,15 +122,18 @@ class Game:
         params = P.validate(params, "Game.render")[0]
         extra_rng = self._extra_rng(rng)
         vertices = self.vertices(self.extras.expression(params, extra_rng) if extra_rng else params)
-        colours, gloss = self.appearance(params)
         if self.style == "game":
             view_proj, lighting = self.camera, Lighting.studio()
-            rgba = self.renderer.render(vertices, colours, view_proj, lighting, gloss, background=GAME_BACKGROUND)
+            shade = self.appearance.shade(params)
+            rgba = self.renderer.render(
+                vertices, shade.colours, view_proj, lighting, shade.gloss, GAME_BACKGROUND, shade.material
+            )
             image = np.ascontiguousarray(rgba[..., :3])
         else:
             conditions, vertices, view_proj = self._pose_photo(vertices, rng)
+            shade = self.appearance.shade(params, clothing=conditions.clothing)
             rgba = self.renderer.render(
-                vertices, colours, view_proj, conditions.lighting, gloss, background=DEFAULT_BACKGROUND
+                vertices, shade.colours, view_proj, conditions.lighting, shade.gloss, DEFAULT_BACKGROUND, shade.material
             )
             if extra_rng:
                 points = camera.project(self.template_points(vertices), view_proj, self.size)
@@ -145,8 +159,12 @@ class Game:
         if rng is None:
             raise ValueError("the photo style needs a numpy Generator (rng) for pose, light and camera effects")
         conditions = photo_style.sample_photo_conditions(rng)
-        pose = camera.rotation(conditions.yaw, conditions.pitch, conditions.roll)
-        return conditions, (vertices - NECK_PIVOT) @ pose.T + NECK_PIVOT, self._photo_camera(conditions)
+        head_pose = camera.rotation(conditions.yaw, conditions.pitch, conditions.roll)
+        yaw, pitch, roll = (a * k for a, k in zip((conditions.yaw, conditions.pitch, conditions.roll), BODY_FOLLOWS))
+        body = self.head.body[:, None]  # the neck bends: shoulders turn less than the head
+        centred = vertices - NECK_PIVOT
+        posed = (1 - body) * (centred @ head_pose.T) + body * (centred @ camera.rotation(yaw, pitch, roll).T)
+        return conditions, posed + NECK_PIVOT, self._photo_camera(conditions)
 
     def _photo_camera(self, conditions: photo_style.PhotoConditions) -> np.ndarray:
         _, eye, target_depth = self._framing  # the game camera, moved per photo

@@ -1,7 +1,8 @@
-"""The game's neutral head: MediaPipe's face surface completed into a portrait head.
+"""The game's neutral character: MediaPipe's face surface completed into a portrait bust.
 
 Built deterministically from the game's neutral face (game.face, shipped data): a subdivided face, a skull
-lofted from the face oval to the back of the head, a neck, ears, eyeballs and a mouth cavity.
+lofted from the face oval to the back of the head, a neck flaring into clothed shoulders, ears, eyeballs, a
+mouth cavity, and (engine v2) hair-like parts from game.hair: a scalp-hair shell, brow strips and lash ribbons.
 Units follow docs/contracts.md: inter-ocular distance 1, origin between the eyes, x to the
 subject's left, y up, z towards the camera.
 """
@@ -15,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.spatial import cKDTree
 
-from game import topology
+from game import hair, topology
 from game.face import REGION_SEEDS, REGIONS, neutral_face_landmarks
 from game.mesh import (
     PartBuilder,
@@ -31,10 +32,13 @@ from game.mesh import (
 class Part(IntEnum):
     FACE = 0
     SKULL = 1
-    NECK = 2
+    NECK = 2  # neck, shoulders and the clothed chest (engine v2)
     EYEBALL = 3
     EAR = 4
     MOUTH = 5
+    HAIR = 6  # the scalp-hair shell (game.hair)
+    BROW = 7  # eyebrow strips over the skin
+    LASH = 8  # upper eyelash ribbons
 
 
 @dataclass
@@ -48,6 +52,14 @@ class Head:
     twin: np.ndarray  # (V,) index of the mirror vertex
     anchors: dict = field(default_factory=dict)  # name -> (3,) point
     eyeball_angle: np.ndarray = None  # (V,) angle (rad) from the eyeball's front pole; nan elsewhere
+    uv: np.ndarray = None  # (V, 2) detail-texture coordinates (skin grain, stubble, strands), game.detail
+    cavity: np.ndarray = None  # (V,) ambient light reaching the vertex in the neutral head, 0..1
+    body: np.ndarray = None  # (V,) 0 = moves with the head's pose, 1 = with the torso's
+    clothing: np.ndarray = None  # (V,) 1 on the clothes, 0 on skin
+    solid: np.ndarray = None  # (F,) triangles whose back faces never show (drawn with back-face culling)
+    hair: hair.HairRig = None  # where the hair-like parts are, and their rest shape for given sliders
+    attached: np.ndarray = None  # (A,) vertices that ride on the skin (hair, brows, lashes)
+    attached_to: np.ndarray = None  # (A, 3) the skin point each rides on, in the neutral head
 
     @property
     def num_vertices(self) -> int:
@@ -85,7 +97,7 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
         ]
     )
     oval_points = vertices[oval]
-    rings = np.linspace(0, 1, 13)[1:] ** 1.3
+    rings = np.linspace(0, 1, 10)[1:] ** 1.3
     back = np.array([0.0, 0.0, -1.0])
     start = oval_points - SKULL_CENTRE
     start_radius = np.linalg.norm(start, axis=1)
@@ -113,19 +125,14 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
     anchors["skull_top"] = SKULL_CENTRE + np.array([0, SKULL_AXES[1], 0])
     anchors["skull_centre"] = SKULL_CENTRE
 
-    # Neck: an open elliptic cylinder rising into the head from below the frame.
-    segments, heights = 28, np.linspace(-3.4, -0.4, 9)
-    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    neck_centre = np.array([0.0, 0.0, -1.05])
-    ring = np.stack([0.78 * np.sin(phi), np.zeros_like(phi), 0.72 * np.cos(phi)], 1) + neck_centre
-    neck = np.concatenate([ring + [0, h, 0] for h in heights])
-    neck_tris = grid_triangles(len(heights), segments, 0)[:, ::-1]
-    builder.add(neck, neck_tris, Part.NECK)
-    anchors["neck"] = neck_centre + [0, -1.6, 0]
+    # Neck and shoulders: rings lofted from inside the head down past the frame, clothed below a neckline.
+    torso, torso_tris = _torso()
+    builder.add(torso, torso_tris, Part.NECK)
+    anchors["neck"] = np.array([0.0, -1.6, -1.05])
 
     # Eyeballs behind the eye openings; dense rings near the front pole carry the iris and pupil.
-    eye_rings = np.concatenate([np.linspace(0.07, 0.62, 10), np.linspace(0.75, 2.8, 5)])
-    unit, sphere_tris, angles = sphere(eye_rings, 20)
+    eye_rings = np.concatenate([np.linspace(0.07, 0.62, 10), np.linspace(0.8, 1.7, 3)])  # the back is never seen
+    unit, sphere_tris, angles = sphere(eye_rings, 16)
     eyeball_radius = 0.21
     eyeball_angle = []
     for side, name in ((1, "LEFT_EYE"), (-1, "RIGHT_EYE")):
@@ -136,16 +143,16 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
         eyeball_angle.append(angles)
 
     # Ears: flattened ellipsoids on the skull's sides at eye-to-nose height, tilted back.
-    ear_unit, ear_tris, _ = sphere(np.linspace(0.25, 2.9, 9), 16)
+    ear_unit, ear_tris, _ = sphere(np.linspace(0.25, 2.9, 8), 12)
     ear_shape = ear_unit * np.array([0.34, 0.55, 0.09])  # local: x across, y up, z thickness
     for side in (1, -1):
         root = np.array([side * (SKULL_AXES[0] - 0.06), -0.28, SKULL_CENTRE[2] - 0.05])
         tilt = np.deg2rad(12)
-        yaw = np.deg2rad(side * 70)  # ear plane nearly sagittal, opening slightly forward
+        yaw = np.deg2rad(side * 76)  # ear plane nearly sagittal, opening slightly forward, close to the skull
         ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
         rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-        ear = (ear_shape @ (ry @ rx).T) + root + np.array([side * 0.1, 0, 0])
-        builder.add(ear, ear_tris if side > 0 else ear_tris[:, ::-1], Part.EAR)  # mirroring flips the winding
+        ear = (ear_shape @ (ry @ rx).T) + root + np.array([side * 0.05, 0, 0])
+        builder.add(ear, ear_tris, Part.EAR)  # both ears turned, not mirrored: the same outward winding
         anchors[f"ear_{'left' if side > 0 else 'right'}"] = root
 
     # Mouth cavity: a dark half-ellipsoid behind the lips, seen when the lips part.
@@ -155,20 +162,73 @@ def build_head(landmarks_key: bytes | None = None) -> Head:
     builder.add(cavity, cavity_tris[:, ::-1], Part.MOUTH)
     anchors["mouth"] = mouth_centre
 
+    # Hair-like parts (game.hair): brow strips and lash ribbons over the skin, the scalp-hair shell around it.
+    skin_vertices = np.concatenate(builder.vertices[:2])  # face and skull
+    skin_normals = _normals(skin_vertices, np.concatenate(builder.triangles[:2]))
+    landmarks = skin_vertices[:468]
+    attached, attached_to, strips = [], [], {}
+    for strip in hair.brow_strips(landmarks, skin_vertices, skin_normals):
+        offset = builder.add(strip.root, strip.triangles, Part.BROW)
+        strips.setdefault("brows", []).append((offset + np.arange(len(strip.root)), strip))
+    for strip in hair.lash_ribbons(landmarks, skin_vertices, skin_normals):
+        neutral = strip.root + strip.growth * hair.lash_length(0.0)
+        offset = builder.add(neutral, strip.triangles, Part.LASH)
+        strips.setdefault("lashes", []).append((offset + np.arange(len(strip.root)), strip))
+    for index, strip in strips["brows"] + strips["lashes"]:
+        attached.append(index)
+        attached_to.append(strip.root)
+    obstacles = np.concatenate(
+        [skin_vertices] + [v for v, p in zip(builder.vertices, builder.part) if p[0] == Part.EAR]
+    )
+    table = hair.scalp_table(skin_vertices, obstacles, SKULL_CENTRE, forehead_top=float(landmarks[10, 1]))
+    scalp = hair.ScalpHair(table)
+    neutral_hair = scalp.positions(hair.HairValues())
+    hair_triangles, dome = scalp.triangles(0)
+    first_hair_triangle = sum(len(t) for t in builder.triangles)  # the hair shell's, then the beard's
+    offset = builder.add(neutral_hair, hair_triangles, Part.HAIR)
+    scalp_index = offset + np.arange(len(neutral_hair))
+    attached.append(scalp_index)
+    attached_to.append(scalp.anchors(neutral_hair))
+    _, beard = hair.beard_shell(skin_vertices, skin_normals, np.concatenate(builder.triangles[:2]), landmarks)
+    offset = builder.add(beard.positions(0.0), beard.triangles, Part.HAIR)
+    beard_index = offset + np.arange(len(beard.root))
+    attached.append(beard_index)
+    attached_to.append(beard.root)
+
     vertices = np.concatenate(builder.vertices)
     part = np.concatenate(builder.part)
-    twin = _mirror_twins(vertices, part, twin)
+    places = vertices.copy()
+    places[beard_index] = beard.root  # a clean-shaven beard is folded to one point: pair it by the skin under it
+    twin = _mirror_twins(places, part, twin)
     angle = np.full(len(vertices), np.nan)
     eyeball_vertices = np.flatnonzero(part == Part.EYEBALL)
     angle[eyeball_vertices] = np.concatenate(eyeball_angle)
+    triangles = np.concatenate(builder.triangles).astype(np.int32)
+    region = _regions(vertices, part, face, face_twin)
+    solid = _solid(triangles, part, region)
+    solid[first_hair_triangle : first_hair_triangle + len(dome)] = dome  # the hair lying on the scalp
+    solid[first_hair_triangle + len(dome) :] = True  # the beard shell hugs the skin
+    uv = _detail_coordinates(vertices, part, angle, anchors)
+    uv[scalp_index] = scalp.uv()
+    for index, strip in strips["brows"] + strips["lashes"]:
+        uv[index] = strip.uv
+    uv[beard_index] = beard.uv
     head = Head(
         vertices=vertices,
-        triangles=np.concatenate(builder.triangles).astype(np.int32),
+        triangles=triangles,
         part=part.astype(np.int8),
-        region=_regions(vertices, part, face, face_twin),
+        region=region,
         twin=twin.astype(np.int64),
         anchors=anchors,
         eyeball_angle=angle,
+        uv=uv.astype(np.float32),
+        cavity=_cavity(vertices, triangles, part),
+        body=np.where(part == Part.NECK, _smoothstep((-1.5 - vertices[:, 1]) / 0.9), 0.0),
+        clothing=np.where(part == Part.NECK, _clothing(vertices), 0.0),
+        solid=solid,
+        hair=hair.HairRig(scalp, scalp_index, strips["brows"], strips["lashes"], (beard_index, beard)),
+        attached=np.concatenate(attached),
+        attached_to=np.concatenate(attached_to),
     )
     return head
 
@@ -202,4 +262,116 @@ def _regions(vertices: np.ndarray, part: np.ndarray, face: np.ndarray, twin: np.
     region[part == Part.EAR] = REGIONS.index("ears")
     region[part == Part.NECK] = REGIONS.index("neck")
     region[part == Part.MOUTH] = REGIONS.index("mouth")
+    region[part == Part.BROW] = REGIONS.index("brows")
+    region[part == Part.LASH] = REGIONS.index("eyes")
     return region.astype(np.int8)
+
+
+def _smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _solid(triangles: np.ndarray, part: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Triangles of closed, outward-wound surfaces whose back faces never show: skull, torso, eyeballs, brows,
+    and the face away from its openings (the insides of the lids and lips show). Not the ears (extreme faces
+    push them through the skin), lashes or hanging hair. Measured on 60 random faces at 128 px, drawing these
+    with back-face culling changes at most 7 pixels of one picture."""
+    corners, regions = part[triangles], region[triangles]
+    openings = np.isin(regions, [REGIONS.index("mouth"), REGIONS.index("eyes")]).any(1)
+    solid = np.isin(corners, (Part.SKULL, Part.NECK, Part.EYEBALL, Part.BROW)).all(1)
+    return solid | ((corners == Part.FACE).all(1) & ~openings)
+
+
+# The torso's rings, top to bottom: height, half-width, half-depth, centre depth, superellipse power. Slightly
+# stylised (shoulders a little high), so the fixed game camera shows a collar and the tops of the shoulders.
+TORSO_PROFILE = np.array(
+    [
+        (-0.3, 0.62, 0.57, -1.00, 2.0),
+        (-1.2, 0.70, 0.62, -1.00, 2.0),
+        (-1.8, 0.74, 0.65, -1.02, 2.0),
+        (-2.05, 0.84, 0.70, -1.06, 2.1),
+        (-2.25, 1.30, 0.86, -1.12, 2.5),
+        (-2.5, 2.05, 1.00, -1.16, 2.9),
+        (-2.8, 2.60, 1.08, -1.18, 3.3),
+        (-3.2, 2.85, 1.12, -1.18, 3.5),
+        (-4.0, 2.95, 1.14, -1.18, 3.5),
+        (-5.5, 2.95, 1.14, -1.18, 3.5),
+    ]
+)
+NECKLINE_SIDE, NECKLINE_FRONT = -2.12, -2.42  # where the clothes start, at the sides/back and at the front
+
+
+def _neckline(phi: np.ndarray) -> np.ndarray:
+    """Height of a crew neckline at azimuth phi (0 = front): lowest at the front."""
+    return NECKLINE_SIDE + (NECKLINE_FRONT - NECKLINE_SIDE) * np.maximum(np.cos(phi), 0) ** 2
+
+
+def _torso() -> tuple[np.ndarray, np.ndarray]:
+    """Neck, shoulders and chest: superellipse rings (dense where the shoulders turn), open at both ends."""
+    from scipy.interpolate import PchipInterpolator
+
+    heights = np.concatenate([np.linspace(-0.3, -1.8, 4), np.linspace(-1.95, -2.9, 10), np.linspace(-3.2, -5.0, 3)])
+    profile = PchipInterpolator(TORSO_PROFILE[::-1, 0], TORSO_PROFILE[::-1, 1:])(heights)
+    segments = 32
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    s, c = np.sin(phi), np.cos(phi)
+    rings = []
+    for y, (width, depth, centre_z, power) in zip(heights, profile):
+        x = width * np.sign(s) * np.abs(s) ** (2 / power)
+        z = depth * np.sign(c) * np.abs(c) ** (2 / power)
+        # Clothes stand a little off the skin below the neckline (a collar edge the light catches).
+        lift = 1 + 0.045 * _smoothstep((_neckline(phi) - y) / 0.06 + 0.5) / max(width, depth)
+        rings.append(np.stack([x * lift, np.full_like(x, y), centre_z + z * lift], 1))
+    triangles = grid_triangles(len(heights), segments, 0)[:, ::-1]
+    return np.concatenate(rings), triangles
+
+
+def _clothing(vertices: np.ndarray) -> np.ndarray:
+    """1 below the neckline (clothes), 0 above (skin), a one-ring blend between."""
+    phi = np.arctan2(vertices[:, 0], vertices[:, 2] + 1.1)
+    return _smoothstep((_neckline(phi) - vertices[:, 1]) / 0.06 + 0.5)
+
+
+def _normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Unit area-weighted vertex normals (numpy only: the head is built before any renderer exists)."""
+    a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
+    face = np.cross(b - a, c - a)
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(normals, triangles[:, k], face)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def _cavity(vertices: np.ndarray, triangles: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Ambient occlusion stand-in per vertex: how far the surface around it rises in front of its tangent plane.
+
+    Concave places (eye sockets, nostrils, mouth corners, under the chin, behind the ears) get less light.
+    Computed once on the neutral head (hair excluded: it changes with the sliders).
+    """
+    solid = np.isin(part, (Part.FACE, Part.SKULL, Part.NECK, Part.EAR))
+    normals = _normals(vertices, triangles)
+    tree = cKDTree(vertices[solid])
+    light = np.ones(len(vertices))
+    for radius, strength in ((0.12, 1.6), (0.35, 1.0)):
+        distance, nearest = tree.query(vertices, k=48, distance_upper_bound=radius)
+        valid = np.isfinite(distance)
+        offsets = vertices[solid][np.minimum(nearest, solid.sum() - 1)] - vertices[:, None]
+        rise = np.where(valid, (offsets * normals[:, None]).sum(-1), 0.0).sum(1) / np.maximum(valid.sum(1), 1)
+        light -= strength * np.clip(rise / radius, 0, 0.35)
+    light = np.clip(light, 0.35, 1.0)
+    light[~solid] = 1.0
+    return light
+
+
+def _detail_coordinates(vertices: np.ndarray, part: np.ndarray, eyeball_angle: np.ndarray, anchors) -> np.ndarray:
+    """Detail-texture coordinates (game.detail: 4 texels per 1/16 iod): front projection on skin and clothes,
+    side projection on the ears, (around, out) on the eyeballs for iris fibres; strips set their own."""
+    uv = vertices[:, :2] * 0.25
+    ear = part == Part.EAR
+    uv[ear] = vertices[ear][:, [2, 1]] * 0.25
+    eyeball = part == Part.EYEBALL
+    centre = np.where(vertices[eyeball, :1] > 0, anchors["eye_left"], anchors["eye_right"])
+    around = np.arctan2(vertices[eyeball, 1] - centre[:, 1], vertices[eyeball, 0] - centre[:, 0])
+    uv[eyeball] = np.stack([around * 1.5, eyeball_angle[eyeball] * 0.5], 1)
+    return uv

@@ -24,7 +24,7 @@ class Parameter:
     index: int
     name: str
     group: str
-    kind: str  # "shape" (moves a bone) or "appearance" (changes colours)
+    kind: str  # "shape" (moves a bone), "hair" (shapes hair, lashes, beard: game.hair) or "appearance" (colours)
     bone: str
     channel: str
     amount: float  # bone motion at |value| = 2.5: iod units, a scale fraction, or degrees
@@ -71,7 +71,7 @@ def index_of(name: str) -> int:
 
 def _table_version() -> str:
     digest = hashlib.sha256(TABLE_FILE.read_bytes() + BONES_FILE.read_bytes()).hexdigest()
-    return f"v1-{digest[:12]}"
+    return f"v2-{digest[:12]}"  # v2: engine v2 replaced six sliders with hair, lashes and beard (docs/contracts.md)
 
 
 TABLE_VERSION = _table_version()

@@ -1,9 +1,11 @@
 """The synthetic "photo" domain: the same parametric person rendered like a real photograph.
 
 `sample_photo_conditions` draws everything random about one photo (pose, camera distance and offset, light,
-background, and the camera's finishing: skin texture, colour cast, gamma, blur, sensor noise, JPEG); the
-Game API poses the head and camera from the first fields and renders it with `conditions.lighting`;
-`finish_photo` turns that render into the photo. Deterministic given the numpy Generator.
+clothes, background, and the camera's finishing: skin texture, colour cast, gamma, blur, sensor noise, JPEG);
+the Game API poses the head and camera from the first fields and renders it with `conditions.lighting` and
+`conditions.clothing`; `finish_photo` turns that render into the photo. Deterministic given the numpy Generator.
+Backgrounds are procedural clutter or, in BACKGROUND_PHOTO_SHARE of photos, an out-of-focus crop of a photo
+scikit-image ships (no people or animals among them).
 
 Sizes in pixels (`blur_sigma`) are for a 256 px image and scale with the image size.
 """
@@ -11,6 +13,7 @@ Sizes in pixels (`blur_sigma`) are for a 256 px image and scale with the image s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -21,7 +24,7 @@ from game.shading import DEFAULT_BACKGROUND, Lighting
 YAW_DEG = 30.0  # +-
 PITCH_DEG = 15.0  # +-
 ROLL_DEG = 10.0  # +-
-DISTANCE_SCALE = (0.85, 1.25)
+DISTANCE_SCALE = (0.85, 1.45)  # up to 1.45: the shoulders and clothes come into the picture
 OFFSET = 0.05  # +- fraction of the image size, each axis
 BLUR_SIGMA = (0.0, 1.2)  # px at 256 px
 NOISE_SIGMA = (0.0, 0.03)  # in [0, 1] intensity units
@@ -29,6 +32,10 @@ JPEG_QUALITY = (40, 95)  # inclusive
 COLOR_CAST = 0.08  # each channel's gain in 1 +- this
 GAMMA = (0.8, 1.25)
 SKIN_TEXTURE = (0.0, 0.06)  # relative amplitude of the multiplicative skin noise
+NEUTRAL_CLOTHES = 0.35  # share of black, white and grey clothes; the rest any hue
+BACKGROUND_PHOTO_SHARE = 0.4
+# scikit-image's bundled photos (scikit-image's own licence, no download) used as backgrounds: no faces in them.
+BACKGROUND_PHOTOS = ("coffee", "rocket", "stereo_motorcycle", "brick", "grass", "gravel", "coins", "text")
 REFERENCE_SIZE = 256
 
 
@@ -49,6 +56,7 @@ class PhotoConditions:
     color_cast: tuple  # per-channel RGB gains
     gamma: float  # out = in ** gamma
     skin_texture: float  # multiplicative skin noise amplitude
+    clothing: tuple = (0.23, 0.26, 0.32)  # RGB in [0, 1] of the top the person wears
 
 
 def sample_photo_conditions(rng: np.random.Generator) -> PhotoConditions:
@@ -64,12 +72,22 @@ def sample_photo_conditions(rng: np.random.Generator) -> PhotoConditions:
     color_cast = tuple(float(x) for x in 1.0 + rng.uniform(-COLOR_CAST, COLOR_CAST, 3))
     gamma = rng.uniform(*GAMMA)
     skin_texture = rng.uniform(*SKIN_TEXTURE)
+    clothing = _sample_clothing(rng)
     return PhotoConditions(
         yaw=float(yaw), pitch=float(pitch), roll=float(roll), distance_scale=float(distance_scale), offset=offset,
         lighting=lighting, background_seed=background_seed, blur_sigma=float(blur_sigma),
         noise_sigma=float(noise_sigma), jpeg_quality=jpeg_quality, color_cast=color_cast, gamma=float(gamma),
-        skin_texture=float(skin_texture),
+        skin_texture=float(skin_texture), clothing=clothing,
     )  # fmt: skip
+
+
+def _sample_clothing(rng: np.random.Generator) -> tuple:
+    """A top's colour: black, white or grey in NEUTRAL_CLOTHES of photos, else any hue, muted to vivid."""
+    neutral = rng.uniform() < NEUTRAL_CLOTHES
+    hue, saturation = rng.uniform(0.0, 360.0), rng.uniform(0.0, 0.08) if neutral else rng.uniform(0.15, 0.8)
+    value = rng.uniform(0.08, 0.9)
+    hsv = np.array([[[hue, saturation, value]]], np.float32)
+    return tuple(float(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
 def _direction(azimuth_deg: float, elevation_deg: float) -> tuple:
@@ -127,8 +145,45 @@ def _unit_noise(rng: np.random.Generator, shape) -> np.ndarray:
     return _byte_noise(rng, shape).astype(np.float32) * np.float32(1.0 / _BYTE_NOISE_STD)
 
 
+@lru_cache(maxsize=1)
+def _background_photos() -> tuple:
+    """(uint8 RGB photo, whether it was grey) for scikit-image's bundled background photos, read once per process."""
+    import skimage.data
+
+    photos = []
+    for name in BACKGROUND_PHOTOS:
+        image = getattr(skimage.data, name)()
+        image = image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
+        grey = image.ndim == 2
+        image = np.stack([image] * 3, -1) if grey else image[..., :3]
+        photos.append((np.ascontiguousarray(image.astype(np.uint8)), grey))
+    return tuple(photos)
+
+
+def photo_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """An out-of-focus crop (S, S, 3) uint8 of one of scikit-image's photos: random place, scale, flip, tint."""
+    photos = _background_photos()
+    image, grey = photos[int(rng.integers(len(photos)))]
+    height, width = image.shape[:2]
+    side = int(min(height, width) * rng.uniform(0.35, 1.0))
+    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    crop = cv2.resize(image[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
+    if rng.uniform() < 0.5:
+        crop = crop[:, ::-1]
+    tint = _palette(rng, 1)[0] / 160.0 if grey else 1.0 + rng.uniform(-0.25, 0.25, 3)  # colour the grey ones
+    crop = np.clip(crop * np.asarray(tint, np.float32) * rng.uniform(0.6, 1.15), 0, 255).astype(np.uint8)
+    return cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.5, 3.5) * size / 256.0)
+
+
 def random_background(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A cluttered, out-of-focus indoor/outdoor-ish backdrop (S, S, 3) uint8: gradient, shapes, stripes, bokeh."""
+    """A cluttered, out-of-focus indoor/outdoor-ish backdrop (S, S, 3) uint8: procedural or a photo crop."""
+    if rng.uniform() < BACKGROUND_PHOTO_SHARE:
+        return photo_background(size, rng)
+    return procedural_background(size, rng)
+
+
+def procedural_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Gradient, shapes, stripes and bokeh, drawn at half size and blurred (S, S, 3) uint8."""
     work = max(16, size // 2)  # drawn at half size, then blurred and scaled up: backgrounds are out of focus
     colours = _palette(rng, 16)
 

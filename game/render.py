@@ -7,6 +7,9 @@ Two backends share one shading model (game.shading) and one output convention:
 
 Output of both: (S, S, 4), top-left origin (row 0 is the top of the image), RGB already composited over
 `background`, alpha = coverage (the MSAA / antialiasing fraction at silhouettes).
+Engine v2's per-pixel detail (a per-vertex `material` and texture coordinates into game.detail's texture:
+skin grain and softer skin light, stubble stipple, hair streaks) is MeshRenderer's only; without a material
+(or with zeros) MeshRenderer draws exactly the shared v1 model, which is all NvdiffrastRenderer draws.
 
 Processes and threads: each process makes its own context on its first render (keyed by os.getpid(), so
 a renderer pickled into a worker, or inherited through fork, rebuilds its GL objects there). Render from
@@ -65,15 +68,21 @@ in vec3 in_position;
 in vec3 in_normal;
 in vec3 in_color;
 in float in_gloss;
+in vec2 in_uv;
+in vec2 in_material;
 out vec3 v_position;
 out vec3 v_normal;
 out vec3 v_color;
 out float v_gloss;
+out vec2 v_uv;
+out vec2 v_material;
 void main() {
     v_position = in_position;
     v_normal = in_normal;
     v_color = in_color;
     v_gloss = in_gloss;
+    v_uv = in_uv;
+    v_material = in_material;
     gl_Position = view_proj * vec4(in_position, 1.0);
 }
 """
@@ -88,26 +97,43 @@ uniform vec3 fill_color;
 uniform vec3 ambient;
 uniform float specular;
 uniform float shininess;
+uniform sampler2D detail;  // game.detail: R grain, G blotches, B stipple, A streaks
 in vec3 v_position;
 in vec3 v_normal;
 in vec3 v_color;
 in float v_gloss;
+in vec2 v_uv;
+in vec2 v_material;  // packed (MeshRenderer.render): skin + stipple, streak - extra grain
 out vec4 f_color;
 void main() {
     vec3 n = v_normal * inversesqrt(max(dot(v_normal, v_normal), 1e-20));
     if (!gl_FrontFacing) n = -n;
     vec3 to_eye = eye.xyz - v_position * eye.w;
     vec3 view = to_eye * inversesqrt(max(dot(to_eye, to_eye), 1e-20));
-    float nk = max(dot(n, key_direction), 0.0);
-    float nf = max(dot(n, fill_direction), 0.0);
+    vec4 tex = texture(detail, v_uv);
+    float skin = min(v_material.x, 1.0);
+    float stipple = v_material.x - skin;
+    float grain = skin + max(-v_material.y, 0.0);
+    float streak = max(v_material.y, 0.0) * (tex.a - 0.5);
+    vec3 albedo = v_color * (1.0 + grain * (0.10 * (tex.r - 0.5) + 0.07 * (tex.g - 0.5)) + 0.9 * streak);
+    albedo *= 1.0 - stipple * 0.55 * smoothstep(0.55, 0.8, tex.b);
+    float wrap = 0.4 * skin;  // light wraps round skin (scattering under it); 0 = Lambert
+    float nk_raw = dot(n, key_direction);
+    float nk = max(nk_raw, 0.0);
+    float nk_soft = max((nk_raw + wrap) / (1.0 + wrap), 0.0);
+    float nf = max((dot(n, fill_direction) + wrap) / (1.0 + wrap), 0.0);
+    vec3 scatter = mix(vec3(1.0), vec3(1.0, 0.72, 0.62), 0.6 * skin * (1.0 - nk));  // redder where it turns away
     vec3 h = normalize(key_direction + view);
-    float spec = nk > 0.0 ? specular * v_gloss * pow(max(dot(n, h), 0.0), shininess) : 0.0;
-    vec3 rgb = v_color * (ambient + key_color * nk + fill_color * nf) + key_color * spec;
+    float lobe = shininess * (1.0 - 0.5 * skin);  // a broader, weaker highlight on skin
+    float shine = specular * v_gloss * (1.0 - 0.35 * skin) * (1.0 + 1.4 * streak);
+    float spec = nk > 0.0 ? shine * pow(max(dot(n, h), 0.0), lobe) : 0.0;
+    vec3 rgb = albedo * (ambient + key_color * nk_soft * scatter + fill_color * nf) + key_color * spec;
     f_color = vec4(clamp(rgb, 0.0, 1.0), 1.0);
 }
 """
 
-_FLOATS_PER_VERTEX = 10  # position 3, normal 3, colour 3, gloss 1
+_FLOATS_PER_VERTEX = 14  # position 3, normal 3, colour 3, gloss 1, uv 2, material 2 (packed)
+_FLAT_DETAIL = np.array([128, 128, 0, 128], np.uint8)  # a detail texel that changes nothing
 _PROCESS_GL: dict = {"pid": None, "ctx": None, "program": None}  # this process's one EGL context
 
 
@@ -140,10 +166,24 @@ class MeshRenderer:
 
     size: output side in pixels; triangles: (F, 3) vertex indices (several disconnected parts are fine);
     samples: MSAA samples (0 or 1 = none; llvmpipe supports 4); profile: make `last_timings` split GPU
-    work truly between draw and read-back (costs a pipeline flush). Construction makes no GL objects.
+    work truly between draw and read-back (costs a pipeline flush); uv (V, 2) and detail (H, W, 4) uint8:
+    texture coordinates and the detail texture a per-vertex `material` draws from (game.detail; none: a
+    texture that changes nothing); solid (F,) bool: triangles of closed parts wound counter-clockwise seen
+    from outside, drawn with back-face culling (their back faces are never seen; ~30% of the draw time on
+    llvmpipe), the others two-sided. Construction makes no GL objects.
     """
 
-    def __init__(self, size: int, triangles: np.ndarray, samples: int = 4, supersample: int = 1, profile: bool = False):
+    def __init__(
+        self,
+        size: int,
+        triangles: np.ndarray,
+        samples: int = 4,
+        supersample: int = 1,
+        profile: bool = False,
+        uv: np.ndarray | None = None,
+        detail: np.ndarray | None = None,
+        solid: np.ndarray | None = None,
+    ):
         triangles = np.asarray(triangles)
         if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
             raise ValueError(f"MeshRenderer: triangles must have shape (F, 3), F > 0, got {triangles.shape}")
@@ -153,9 +193,25 @@ class MeshRenderer:
             raise ValueError(f"MeshRenderer: size must be positive, got {size}")
         self.size = int(size)
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
+        solid = np.zeros(len(triangles), bool) if solid is None else np.asarray(solid, bool)
+        if solid.shape != (len(triangles),):
+            raise ValueError(
+                f"MeshRenderer: solid must have one flag per triangle ({len(triangles)}), got {solid.shape}"
+            )
+        # Open (two-sided) triangles first: hair and the like lie in front of solid parts, so drawing them first
+        # lets the depth test reject the skull and chest pixels they hide before those are shaded.
+        self._draw_order = np.concatenate([np.flatnonzero(~solid), np.flatnonzero(solid)])
+        self._open_count = int((~solid).sum())
         self.samples = int(samples)
         self.supersample = max(1, int(supersample))
         self.profile = profile  # True: wait for the GPU after drawing, so draw_s and readback_s split truly
+        self.uv = None if uv is None else np.ascontiguousarray(uv, dtype=np.float32)
+        detail = _FLAT_DETAIL[None, None] if detail is None else np.asarray(detail)
+        if detail.ndim != 3 or detail.shape[2] != 4 or detail.dtype != np.uint8:
+            raise ValueError(
+                f"MeshRenderer: detail must be an (H, W, 4) uint8 texture, got {detail.dtype} {detail.shape}"
+            )
+        self.detail = np.ascontiguousarray(detail)
         self.last_timings: dict[str, float] = {}
         self._incidence = None  # (V, F) sparse, made for the first vertex count seen
         self._gl = None  # per-process GL resources; never pickled
@@ -179,7 +235,7 @@ class MeshRenderer:
         """Free this renderer's GL buffers and framebuffers (the process's context stays for other renderers)."""
         gl, self._gl = self._gl, None
         if gl is not None and gl["pid"] == os.getpid():
-            for name in ("vao", "vbo", "ibo", "fbo_ms", "fbo", "color_ms", "depth_ms", "color"):
+            for name in ("vao", "vbo", "ibo", "fbo_ms", "fbo", "color_ms", "depth_ms", "color", "detail"):
                 if gl.get(name) is not None:
                     gl[name].release()
 
@@ -207,15 +263,33 @@ class MeshRenderer:
             gl["fbo_ms"] = ctx.framebuffer(color_attachments=[gl["color"]], depth_attachment=gl["depth_ms"])
         gl["resolve"] = samples > 1
         gl["vbo"] = ctx.buffer(reserve=num_vertices * _FLOATS_PER_VERTEX * 4, dynamic=True)
-        gl["ibo"] = ctx.buffer(self.triangles.tobytes())
+        gl["ibo"] = ctx.buffer(self.triangles[self._draw_order].tobytes())
         gl["vao"] = ctx.vertex_array(
             program,
-            [(gl["vbo"], "3f 3f 3f 1f", "in_position", "in_normal", "in_color", "in_gloss")],
+            [
+                (
+                    gl["vbo"],
+                    "3f 3f 3f 1f 2f 2f",
+                    "in_position",
+                    "in_normal",
+                    "in_color",
+                    "in_gloss",
+                    "in_uv",
+                    "in_material",
+                )
+            ],
             index_buffer=gl["ibo"],
             index_element_size=4,
         )
+        height, width = self.detail.shape[:2]
+        gl["detail"] = ctx.texture((width, height), 4, self.detail.tobytes())
+        gl["detail"].build_mipmaps()
+        gl["detail"].filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        gl["detail"].repeat_x = gl["detail"].repeat_y = True
         gl["program"] = program
-        gl["interleaved"] = np.empty((num_vertices, _FLOATS_PER_VERTEX), np.float32)
+        gl["interleaved"] = np.zeros((num_vertices, _FLOATS_PER_VERTEX), np.float32)
+        if self.uv is not None:
+            gl["interleaved"][:, 10:12] = self.uv
         gl["pixels"] = bytearray(size[0] * size[1] * 4)
         gl["moderngl"] = moderngl
         gl["setup_s"] = time.perf_counter() - t0
@@ -230,12 +304,17 @@ class MeshRenderer:
         lighting: Lighting,
         gloss: np.ndarray | None = None,
         background=DEFAULT_BACKGROUND,
+        material: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Render the mesh at `vertices` (V, 3) world -> (S, S, 4) uint8 RGBA, top-left origin, alpha = coverage."""
+        """Render the mesh at `vertices` (V, 3) world -> (S, S, 4) uint8 RGBA, top-left origin, alpha = coverage.
+
+        material: (V, 4) per-vertex weights in [0, 1] of skin shading, stubble stipple, strand streaks and grain
+        (game.detail). They reach the shader packed in two floats, (skin + stipple, streak - (grain - skin)),
+        exact where stipple is only on full skin and grain beyond the skin's only where there are no streaks."""
         t0 = time.perf_counter()
         vertices = np.asarray(vertices, dtype=np.float32)
         num_vertices = len(vertices)
-        self._check_inputs(vertices, colors, gloss)
+        self._check_inputs(vertices, colors, gloss, material)
         if self._incidence is None or self._incidence.shape[0] != num_vertices:
             self._incidence = vertex_incidence(self.triangles, num_vertices)
         normals = vertex_normals(vertices, self.triangles, self._incidence)
@@ -249,12 +328,19 @@ class MeshRenderer:
         data[:, 3:6] = normals
         data[:, 6:9] = colors
         data[:, 9] = 1.0 if gloss is None else gloss
+        if material is None:
+            data[:, 12:14] = 0.0
+        else:  # two interpolated floats instead of four: llvmpipe pays per varying per pixel
+            np.add(material[:, 0], material[:, 1], out=data[:, 12])
+            np.subtract(material[:, 2], np.maximum(material[:, 3] - material[:, 0], 0.0), out=data[:, 13])
         gl["vbo"].write(data)
         program = gl["program"]
         program["view_proj"].write(np.ascontiguousarray(np.asarray(view_proj, np.float32).T))
         program["eye"].value = tuple(float(x) for x in camera_position(view_proj))
         for name, value in lighting.uniforms().items():
             program[name].value = value
+        program["detail"].value = 0
+        gl["detail"].use(location=0)
         t2 = time.perf_counter()
 
         ctx, mgl = gl["ctx"], gl["moderngl"]
@@ -263,7 +349,13 @@ class MeshRenderer:
         ctx.disable(mgl.CULL_FACE)
         r, g, b = (float(c) for c in background)
         gl["fbo_ms"].clear(r, g, b, 0.0, depth=1.0)
-        gl["vao"].render(mgl.TRIANGLES)
+        if self._open_count:
+            gl["vao"].render(mgl.TRIANGLES, vertices=3 * self._open_count)
+        if self._open_count < len(self.triangles):
+            ctx.enable(mgl.CULL_FACE)
+            gl["vao"].render(mgl.TRIANGLES, vertices=3 * (len(self.triangles) - self._open_count),
+                             first=3 * self._open_count)  # fmt: skip
+            ctx.disable(mgl.CULL_FACE)
         if gl["resolve"]:
             ctx.copy_framebuffer(gl["fbo"], gl["fbo_ms"])
         if self.profile:
@@ -288,7 +380,7 @@ class MeshRenderer:
         }
         return image
 
-    def _check_inputs(self, vertices, colors, gloss) -> None:
+    def _check_inputs(self, vertices, colors, gloss, material=None) -> None:
         v = len(vertices)
         if vertices.ndim != 2 or vertices.shape[1] != 3:
             raise ValueError(f"MeshRenderer.render: vertices must have shape (V, 3), got {vertices.shape}")
@@ -300,3 +392,7 @@ class MeshRenderer:
             raise ValueError(f"MeshRenderer.render: colors must have shape ({v}, 3), got {np.shape(colors)}")
         if gloss is not None and np.shape(gloss) != (v,):
             raise ValueError(f"MeshRenderer.render: gloss must have shape ({v},), got {np.shape(gloss)}")
+        if material is not None and np.shape(material) != (v, 4):
+            raise ValueError(f"MeshRenderer.render: material must have shape ({v}, 4), got {np.shape(material)}")
+        if self.uv is not None and len(self.uv) != v:
+            raise ValueError(f"MeshRenderer.render: uv has {len(self.uv)} rows, but vertices has {v}")

@@ -7,6 +7,8 @@ Weights are a smooth radial falloff around the bone's pivot, cut to the region i
 (docs/contracts.md), so a parameter moves only its own part of the face. A mirrored bone is a
 left/right pair driven by one parameter: symmetric by default, with explicit `asym_*` channels.
 Rigid parts (eyeballs, ears, mouth cavity) are not skinned: the bones that carry them move them whole.
+Hair-like parts (hair shell, brows, lashes; game.hair) ride on the skin: each takes the weights of the skin
+around the point it sits on, and the `hair` sliders re-make their rest shape before the bones act.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scipy.spatial import cKDTree
 
 from game import parameters as P
 from game.face import REGIONS
+from game.hair import HAIR_SLIDERS, HairValues
 from game.head import Head, Part
 
 DEFORMABLE = (Part.FACE, Part.SKULL, Part.NECK)
@@ -90,8 +93,14 @@ class Rig:
                 columns.append(self._weights(bone, pivot, side))
         self.pivots = np.array(pivots)
         self.sides = np.array(sides)
-        self.weights = scipy.sparse.csr_matrix(np.stack(columns, 1))  # (V, instances)
+        self.attachment = self._attachment()  # (V, V): rows of hair-like vertices, the skin they ride on
+        skin = scipy.sparse.csr_matrix(np.stack(columns, 1))  # (V, instances)
+        self.weights = (skin + self.attachment @ skin).tocsr()
         self._channels = [(p.index, p.bone, p.channel, p.amount) for p in P.table() if p.kind == "shape"]
+        hair = {p.name: p.index for p in P.table() if p.kind == "hair"}
+        if set(hair) != set(HAIR_SLIDERS):
+            raise ValueError(f"{P.TABLE_FILE}: the hair sliders must be {sorted(HAIR_SLIDERS)}, got {sorted(hair)}")
+        self._hair = [(hair[name], field) for name, field in HAIR_SLIDERS.items()]
         unknown = {bone for _, bone, _, _ in self._channels} - set(self.bones)
         if unknown:
             raise ValueError(f"{P.TABLE_FILE}: bones {sorted(unknown)} are not defined in {P.BONES_FILE}")
@@ -115,8 +124,9 @@ class Rig:
         if group == "head":
             weight[np.isin(head.part, (Part.FACE, Part.SKULL))] = 1.0
             return weight
-        if group == "neck":
-            weight[head.part == Part.NECK] = 1.0
+        if group == "neck":  # the neck, fading out over the shoulders (they keep their width)
+            neck = head.part == Part.NECK
+            weight[neck] = 1.0 - _smoothstep((-1.95 - head.vertices[neck, 1]) / 0.35)
             return weight
         deformable = np.isin(head.part, DEFORMABLE)
         core = deformable & (head.region == REGIONS.index(group))
@@ -152,6 +162,25 @@ class Rig:
                 at_anchor = _falloff(np.linalg.norm(head.anchors[name] - pivot), bone.radius)
                 weight[on_side] = at_anchor
         return weight
+
+    def _attachment(self) -> scipy.sparse.csr_matrix:
+        """Inverse-distance weights from each hair-like vertex's skin point to the 4 nearest face/skull vertices."""
+        head = self.head
+        skin = np.flatnonzero(np.isin(head.part, (Part.FACE, Part.SKULL)))
+        distance, nearest = cKDTree(head.vertices[skin]).query(head.attached_to, k=4)
+        weight = 1.0 / (distance + 1e-3) ** 2
+        weight /= weight.sum(1, keepdims=True)
+        rows = np.repeat(head.attached, 4)
+        n = head.num_vertices
+        return scipy.sparse.csr_matrix((weight.ravel(), (rows, skin[nearest].ravel())), shape=(n, n))
+
+    def hair_values(self, params: np.ndarray) -> HairValues:
+        """The `hair` sliders of a parameter vector as fractions in [-1, 1]."""
+        return HairValues(**{field: float(params[index]) / P.HIGH for index, field in self._hair})
+
+    def rest(self, params: np.ndarray) -> np.ndarray:
+        """The neutral head with its hair-like parts shaped by the `hair` sliders (before any bone acts)."""
+        return self.head.hair.rest(self.head.vertices, self.hair_values(params))
 
     # -- evaluation -----------------------------------------------------------------------------
     def transforms(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +229,7 @@ class Rig:
         identity = np.eye(3)
         blended_linear = (self.weights @ (linear - identity).reshape(-1, 9)).reshape(-1, 3, 3)
         blended_offset = self.weights @ offset
-        v = self.head.vertices
+        v = self.rest(params)
         return v + np.einsum("vij,vj->vi", blended_linear, v) + blended_offset
 
 

@@ -12,47 +12,46 @@ from game.rig import Rig
 
 SHAPE = [p for p in P.table() if p.kind == "shape"]
 APPEARANCE = [p for p in P.table() if p.kind == "appearance"]
+HAIR_KIND = [p for p in P.table() if p.kind == "hair"]
 
-# Where each appearance slider may change colours: region names (dilated by DILATION) or whole parts.
-SKIN_PARTS = (Part.FACE, Part.SKULL, Part.NECK, Part.EAR)
-HAIR = ("head", "forehead", "cheeks", "jaw")
+# Where each appearance slider may change colours: region names (dilated by DILATION) and/or whole parts.
+# Hair-like parts (hair and beard shells, brows, lashes) blend into the skin under them, so skin colours reach them.
+SKIN_PARTS = (Part.FACE, Part.SKULL, Part.NECK, Part.EAR, Part.HAIR, Part.BROW, Part.LASH)
+HAIR = ("head", "forehead", "cheeks", "jaw", Part.HAIR)
 APPEARANCE_REGIONS = {
     "skin_tone": SKIN_PARTS,
     "skin_undertone": SKIN_PARTS,
     "skin_shine": SKIN_PARTS,
-    "skin_redness": ("cheeks", "nose", "ears", "mouth", "eyes", "jaw"),
-    "freckles": ("nose", "cheeks"),
-    "under_eye_shade": ("eyes", "cheeks"),
+    "skin_redness": ("cheeks", "nose", "ears", "mouth", "eyes", "jaw", Part.HAIR, Part.BROW, Part.LASH),
+    "freckles": ("nose", "cheeks", Part.HAIR),
+    "under_eye_shade": ("eyes", "cheeks", Part.LASH),
     "iris_size": (Part.EYEBALL,),
     "pupil_size": (Part.EYEBALL,),
     "eye_color": (Part.EYEBALL,),
     "eye_color_brightness": (Part.EYEBALL,),
     "sclera_tint": (Part.EYEBALL,),
     "limbal_ring": (Part.EYEBALL,),
-    "brow_thickness": ("brows",),
-    "brow_density": ("brows",),
-    "brow_color": ("brows",),
-    # Sideburns reach the sides of the face; stubble takes the hair colour.
-    "hair_color": ("head", "forehead", "cheeks", "jaw", "mouth", "nose"),
-    "hair_redness": HAIR,
-    "hair_hairline": HAIR,
-    "sideburn_length": HAIR,
-    "hair_saturation": HAIR,
-    "hair_sheen": HAIR,
-    "lip_color": ("mouth",),
-    "lip_darkness": ("mouth",),
-    "lip_gloss": ("mouth",),
-    "lip_line": ("mouth",),
-    "lip_saturation": ("mouth",),
-    "blush": ("cheeks",),
-    "blush_hue": ("cheeks",),
-    "eyeshadow": ("eyes",),
-    "eyeshadow_color": ("eyes",),
-    "eyeliner": ("eyes",),
-    "contour": ("cheeks", "jaw"),
-    "stubble": ("jaw", "mouth", "cheeks"),
-    "stubble_extent": ("jaw", "mouth", "cheeks"),
-    "moustache": ("mouth", "nose"),
+    "brow_thickness": (Part.BROW,),
+    "brow_density": (Part.BROW,),
+    "brow_color": (Part.BROW, Part.LASH),  # lashes are tinted by the brows' colour
+    # Sideburns reach the sides of the face; stubble and the beard take the hair colour.
+    "hair_color": ("head", "forehead", "cheeks", "jaw", "mouth", "nose", Part.HAIR, Part.BROW, Part.LASH),
+    "hair_redness": HAIR + ("mouth", "nose", Part.BROW, Part.LASH),
+    "hair_saturation": HAIR + ("mouth", "nose", Part.BROW, Part.LASH),
+    "hair_sheen": (Part.HAIR,),
+    "lip_color": ("mouth", Part.HAIR),
+    "lip_darkness": ("mouth", Part.HAIR),
+    "lip_line": ("mouth", Part.HAIR),
+    "lip_saturation": ("mouth", Part.HAIR),
+    "blush": ("cheeks", Part.HAIR),
+    "blush_hue": ("cheeks", Part.HAIR),
+    "eyeshadow": ("eyes", Part.BROW, Part.LASH),
+    "eyeshadow_color": ("eyes", Part.BROW, Part.LASH),
+    "eyeliner": ("eyes", Part.LASH),
+    "contour": ("cheeks", "jaw", Part.HAIR),
+    "stubble": ("jaw", "mouth", "cheeks", Part.HAIR),
+    "stubble_extent": ("jaw", "mouth", "cheeks", Part.HAIR),
+    "moustache": ("mouth", "nose", Part.HAIR),
 }
 DILATION = 0.15  # inter-ocular units: a slider may spill this far past its region's border
 
@@ -88,7 +87,7 @@ def test_table_has_267_named_grouped_parameters():
     assert len(SHAPE) > len(APPEARANCE) > 20
     assert all(p.meaning for p in table)
     assert set(APPEARANCE_REGIONS) == {p.name for p in APPEARANCE}
-    assert P.TABLE_VERSION.startswith("v1-")
+    assert P.TABLE_VERSION.startswith("v2-")
 
 
 @pytest.mark.parametrize(
@@ -125,11 +124,15 @@ def test_shape_slider_moves_its_region_and_only_there(param, head, rig):
     assert moved.max() > 0.01, f"{param.name} barely moves the mesh ({moved.max():.4f} iod)"
     carried = np.isin(head.part, [Part.EYEBALL, Part.EAR, Part.MOUTH])
     allowed = (rig.region_weight[param.group] > 0) | carried
+    allowed |= (rig.attachment @ allowed.astype(float)) > 0  # hair-like parts ride on the skin they sit on
     assert moved[~allowed].max(initial=0) < 1e-9, f"{param.name} moves vertices outside {param.group}"
     # Most of the motion is inside the group's own region (head: everything).
-    if param.group != "head":
+    if param.group != "head":  # on the skin itself: hair-like parts ride along wherever they sit
         in_region = head.region == REGIONS.index(param.group)
-        assert moved[in_region].sum() > 0.4 * moved.sum(), f"{param.name} moves mostly outside {param.group}"
+        skin = ~np.isin(head.part, [Part.HAIR, Part.BROW, Part.LASH])
+        assert moved[in_region & skin].sum() > 0.4 * moved[skin].sum(), (
+            f"{param.name} moves mostly outside {param.group}"
+        )
 
 
 def test_mirrored_bones_move_both_sides_symmetrically(head, rig):
@@ -178,12 +181,12 @@ def test_appearance_slider_changes_only_colours_of_its_region(param, head, rig, 
     changed = (np.abs(colour_high - colour_low).max(1) > 1e-4) | (np.abs(gloss_high - gloss_low) > 1e-4)
     assert changed.any(), f"{param.name} changes nothing"
     targets = APPEARANCE_REGIONS[param.name]
-    if isinstance(targets[0], Part):
-        allowed = np.isin(head.part, targets)
-    else:
-        core = np.isin(head.region, [REGIONS.index(t) for t in targets])
+    allowed = np.isin(head.part, [t for t in targets if isinstance(t, Part)])
+    regions = [REGIONS.index(t) for t in targets if not isinstance(t, Part)]
+    if regions:
+        core = np.isin(head.region, regions) & ~np.isin(head.part, [Part.HAIR, Part.BROW, Part.LASH])
         distance, _ = cKDTree(head.vertices[core]).query(head.vertices)
-        allowed = distance <= DILATION
+        allowed |= distance <= DILATION
     assert not (changed & ~allowed).any(), (
         f"{param.name} recolours {int((changed & ~allowed).sum())} vertices outside {targets}"
     )
