@@ -71,10 +71,14 @@ def _measure(style: str, size: int, count: int) -> dict:
     colours, gloss, extra = _shade(game, np.zeros(P.NUM_PARAMETERS, np.float32))
     bare = _bare_rate(game, colours, gloss, extra, count)
     flat = {}
-    if extra:  # the same mesh with the v1 shading (no detail texture, no soft skin light): what the shading costs
-        flat["bare_raster_per_s_v1_shading"] = _bare_rate(
-            game, colours, gloss, {"material": np.zeros_like(extra["material"])}, count
-        )
+    if extra:  # the same mesh drawn by the plain v1 shader (no detail texture, no soft skin light)
+        plain = game.renderer.__class__(
+            size, game.head.triangles, samples=game.samples, supersample=game.supersample, solid=game.head.solid,
+            detail_shading=False,
+        )  # fmt: skip
+        game.__dict__["renderer"], detailed = plain, game.renderer
+        flat["bare_raster_per_s_v1_shading"] = _bare_rate(game, colours, gloss, {}, count)
+        game.__dict__["renderer"] = detailed
 
     stages = dict.fromkeys(
         ("skinning", "appearance", "normals", "upload", "draw_and_readback", "photo_finish", "encode", "write"), 0.0

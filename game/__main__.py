@@ -37,20 +37,25 @@ def _generate(args) -> None:
 
 def _sheet(args) -> None:
     from game.dataset import generate
-    from game.sheet import contact_sheet
+    from game.sheet import grid, side_by_side, write_png
 
     out = Path(args.out)
     for style in ("game", "photo"):
-        root = generate(
-            out / f"{style}-{args.size}",
-            16,
-            size=args.size,
-            style=style,
-            seed=args.seed,
-            renders_per_identity=1,
-            progress=False,
-        )
-        print(f"{style}: {contact_sheet(root, out / f'contact_{style}.png')}")
+        panels = []
+        for prior in args.priors:
+            root = generate(
+                out / f"{style}-{prior}-{args.size}",
+                args.count,
+                size=args.size,
+                style=style,
+                seed=args.seed,
+                renders_per_identity=1,
+                prior=prior,
+                progress=False,
+            )
+            panels.append(grid(root, args.count, args.columns))
+        labels = [f"{style} style, {prior} prior ({args.size} px)" for prior in args.priors]
+        print(f"{style}: {write_png(side_by_side(panels, labels), out / f'contact_{style}.png')}")
 
 
 def _sensitivity(args) -> None:
@@ -174,10 +179,17 @@ def main(argv=None) -> None:
         "signature, size and end marker (cheap) or a full decode",
     )
     gen.set_defaults(run=_generate)
-    sheet = sub.add_parser("sheet", help="16 random characters per style and a contact sheet of each")
+    sheet = sub.add_parser(
+        "sheet", help="random characters per style and prior: contact_{game,photo}.png, the priors side by side"
+    )
     sheet.add_argument("--out", default="runs/sheet")
     sheet.add_argument("--size", type=SIZE, default=256)
     sheet.add_argument("--seed", type=int, default=0)
+    sheet.add_argument("--count", type=_at_least(1), default=16, help="characters per style and prior")
+    sheet.add_argument("--columns", type=_at_least(1), default=4)
+    sheet.add_argument(
+        "--priors", nargs="+", choices=("uniform", "realistic", "neutral_mix"), default=["uniform", "realistic"]
+    )
     sheet.set_defaults(run=_sheet)
     sens = sub.add_parser("sensitivity", help="per-parameter visibility table")
     sens.add_argument(

@@ -222,9 +222,9 @@ class Appearance:
         """Where the scalp is painted with the hair colour (skin vertices), for hair sliders / 2.5."""
         s = self.head.vertices[self.skin]
         line = H.hairline_height(s, hairline, sideburns, self.forehead_top)
-        parting_line = np.exp(-(((s[:, 0] - 0.45 * parting) / 0.035) ** 2))
-        parting_line *= smoothstep((s[:, 1] - self.forehead_top + 0.1) / 0.3) * (s[:, 2] > -0.9)
-        return self.scalp * smoothstep((s[:, 1] - line) / 0.06) * (1 - 0.6 * parting_line)
+        parting_line = np.exp(-(((s[:, 0] - 0.45 * parting) / 0.03) ** 2))
+        parting_line *= smoothstep((s[:, 1] - self.forehead_top + 0.1) / 0.3) * (s[:, 2] > -0.8)
+        return self.scalp * smoothstep((s[:, 1] - line) / 0.06) * (1 - 0.35 * parting_line)
 
     def __call__(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(colours (V, 3) float32 in [0, 1], gloss (V,) float32) for one parameter vector."""

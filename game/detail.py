@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 SIZE = 256
@@ -30,9 +31,21 @@ def _periodic_noise(rng: np.random.Generator, sigma_u: float, sigma_v: float) ->
     return noise / noise.std()
 
 
-@lru_cache(maxsize=1)
-def detail_texture() -> np.ndarray:
-    """(SIZE, SIZE, 4) uint8 RGBA, rows = v, columns = u; made once per process from seed 2024."""
+def level_for(size: int, supersample: int) -> int:
+    """The coarser copy to draw a `size` px picture with: skin coordinates carry 64 texels per iod unit and a
+    picture spans 4 units, so at 256 px (x2 supersampling) a texel covers two rendered pixels; each halving of
+    the picture halves the texture (the renderer samples bilinearly without mipmaps, for speed)."""
+    pixels_per_unit = size * supersample / 4
+    return int(max(0, np.ceil(np.log2(64 / pixels_per_unit) - 1e-9)))
+
+
+@lru_cache(maxsize=8)
+def detail_texture(level: int = 0) -> np.ndarray:
+    """(SIZE / 2^level, same, 4) uint8 RGBA, rows = v, columns = u; made once per process from seed 2024, then
+    area-averaged `level` times (it stays tileable)."""
+    if level > 0:
+        finer = detail_texture(level - 1)
+        return cv2.resize(finer, (finer.shape[1] // 2, finer.shape[0] // 2), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(2024)
     grain = _periodic_noise(rng, 0.8, 0.8)
     blotch = _periodic_noise(rng, 7.0, 7.0)

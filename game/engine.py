@@ -9,7 +9,7 @@ import numpy as np
 from game import camera, framing, photo_style
 from game import parameters as P
 from game.appearance import Appearance
-from game.detail import detail_texture
+from game.detail import detail_texture, level_for
 from game.head import Head, build_head
 from game.photo_extras import PhotoExtras
 from game.render import MeshRenderer
@@ -81,8 +81,9 @@ class Game:
             samples=self.samples,
             supersample=self.supersample,
             uv=self.head.uv,
-            detail=detail_texture(),
+            detail=detail_texture(level_for(self.size, self.supersample)),
             solid=self.head.solid,
+            depth=-self.head.vertices[self.head.triangles].mean(1)[:, 2],  # the camera looks down -z: nearest first
         )
 
     @cached_property

@@ -155,6 +155,7 @@ class ScalpHair:
         self.front = 1.0 - smoothstep((phi - np.deg2rad(28)) / np.deg2rad(30))  # fringe columns
         self.side = smoothstep((phi - np.deg2rad(62)) / np.deg2rad(33))  # columns that hang: behind the temples
         self._last = None  # (HairValues, cover) of the last positions() call: the appearance reads it
+        self.frame = np.concatenate([table.surface, table.direction], -1)  # (J, K, 6)
         self.upper_t = np.arange(1, UPPER_ROWS + 1) / UPPER_ROWS
         self.lower_t = np.arange(1, LOWER_ROWS + 1) / LOWER_ROWS
 
@@ -180,7 +181,8 @@ class ScalpHair:
         """Strand coordinates for the detail texture: u across the strands (fine), v along them (coarse)."""
         rows = UPPER_ROWS + LOWER_ROWS
         column, row = np.meshgrid(np.arange(COLUMNS), np.arange(1, rows + 1), indexing="ij")
-        uv = np.stack([column / COLUMNS * 7.0, row / rows * 1.5], -1).reshape(-1, 2)
+        # u runs once round the head (~2 texels per strand) with its seam at the back, out of the camera's sight.
+        uv = np.stack([((column / COLUMNS + 0.5) % 1.0) * 3.5, row / rows * 1.5], -1).reshape(-1, 2)
         return np.concatenate([[[0.0, 0.0]], uv])
 
     def positions(self, h: HairValues) -> np.ndarray:
@@ -189,7 +191,7 @@ class ScalpHair:
         volume, length, fringe = unit_amount(h.volume), unit_amount(h.length), unit_amount(h.fringe)
         thickness = 0.006 + 0.26 * volume**1.7
         hang_length = 3.0 * length**1.6
-        fringe_length = 0.5 * fringe**1.3  # along the forehead: 0.2 at the neutral 0, to the brows at +2.5
+        fringe_length = 0.6 * fringe**1.2  # along the forehead: 0.26 at the neutral 0, to the brows at +2.5
         parting_x = 0.45 * h.parting
 
         # Hairline: the first polar angle, from the crown down, where the surface leaves the hair region.
@@ -207,7 +209,7 @@ class ScalpHair:
         # Fringe per column: longer on the side away from the parting, split where the parting meets it.
         line_point = _along(table.surface, theta_line[:, None])[:, 0]
         sweep = np.clip(1.0 + 2.5 * h.parting * np.clip(-line_point[:, 0] / 0.5, -1, 1), 0.05, None)
-        gap = 1.0 - 0.85 * np.exp(-(((line_point[:, 0] - parting_x) / 0.14) ** 2))
+        gap = 1.0 - 0.7 * np.exp(-(((line_point[:, 0] - parting_x) / 0.1) ** 2))
         fringe_arc = fringe_length * self.front * self.fringe_jitter * sweep * gap
         fringe_theta = np.minimum(fringe_arc / 1.25, np.maximum(table.brow_theta - theta_line, 0.0))
         presence = smoothstep(fringe_arc / 0.06)[:, None]
@@ -222,15 +224,25 @@ class ScalpHair:
             base_line = thickness * (0.6 + 0.4 * np.sin(theta_line))[:, None]
             on_forehead = presence * (base_line * (1 - 0.4 * t_f) + 0.03 * t_f) - 0.012 * (1 - presence)
             thick = np.where(theta <= theta_line[:, None], on_scalp, on_forehead)
-            surface = _along(table.surface, theta)
-            groove = np.exp(-(((surface[..., 0] - parting_x) / 0.08) ** 2))
+            frame = _along(self.frame, theta)  # surface and direction in one lookup
+            surface, direction = frame[..., :3], frame[..., 3:]
+            # The parting: a narrow groove from the front hairline back over the top, fading before the crown.
+            groove = np.exp(-(((surface[..., 0] - parting_x) / 0.05) ** 2))
             groove *= smoothstep((surface[..., 1] - table.forehead_top + 0.25) / 0.3)
-            groove *= smoothstep((surface[..., 2] - table.centre[2] + 0.3) / 0.3)
-            thick = thick - (0.9 * np.maximum(thick, 0) + 0.006) * groove
-            return surface + _along(table.direction, theta) * thick[..., None], thick
+            groove *= smoothstep((surface[..., 2] - table.centre[2] - 0.55) / 0.4)
+            parted = thick - 0.75 * np.maximum(thick, 0) * groove
+            return surface + direction * parted[..., None], thick  # cover: from the hair's thickness unparted
 
-        upper, upper_thick = shell(theta_split[:, None] * self.upper_t[None])
-        hug, hug_thick = shell(theta_split[:, None] + (theta_end - theta_split)[:, None] * self.lower_t[None])
+        theta = np.concatenate(
+            [
+                theta_split[:, None] * self.upper_t[None],
+                theta_split[:, None] + (theta_end - theta_split)[:, None] * self.lower_t[None],
+            ],
+            1,
+        )
+        points, thick = shell(theta)
+        upper, hug = points[:, :UPPER_ROWS], points[:, UPPER_ROWS:]
+        upper_thick, hug_thick = thick[:, :UPPER_ROWS], thick[:, UPPER_ROWS:]
 
         # Hanging: straight down from the split point, kept clear of the head (ears), flaring with volume.
         start = upper[:, -1]
@@ -244,7 +256,7 @@ class ScalpHair:
         low = position.astype(int)
         t = position - low
         clear = table.clearance[rows[:, None], low] * (1 - t) + table.clearance[rows[:, None], low + 1] * t
-        clear = clear + 0.05 + thickness
+        clear = np.maximum.accumulate(clear, axis=1) + 0.05 + thickness  # once out past the ears, it stays out
         radius = 0.5 * (flare + clear + np.sqrt((flare - clear) ** 2 + 0.02**2))  # a smooth max
         hang = np.stack(
             [
@@ -255,7 +267,7 @@ class ScalpHair:
             -1,
         )
         lower = hug * (1 - drape) + hang * drape
-        pole_thick = thickness * 0.6 * (1 - 0.9 * np.exp(-((parting_x / 0.08) ** 2)))
+        pole_thick = thickness * 0.6
         pole = table.surface[0, 0] + table.direction[0, 0] * pole_thick
         grid = np.concatenate([upper, lower], 1).reshape(-1, 3)
         # How much hair each vertex shows: thin at the hairline (the skin shows through), full where it hangs.

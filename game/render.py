@@ -132,9 +132,39 @@ void main() {
 }
 """
 
+# The shared v1 model alone (game.shading), as NvdiffrastRenderer draws it: for measuring what the detail costs.
+_PLAIN_FRAGMENT_SHADER = """
+#version 330
+uniform vec4 eye;
+uniform vec3 key_direction;
+uniform vec3 key_color;
+uniform vec3 fill_direction;
+uniform vec3 fill_color;
+uniform vec3 ambient;
+uniform float specular;
+uniform float shininess;
+in vec3 v_position;
+in vec3 v_normal;
+in vec3 v_color;
+in float v_gloss;
+out vec4 f_color;
+void main() {
+    vec3 n = v_normal * inversesqrt(max(dot(v_normal, v_normal), 1e-20));
+    if (!gl_FrontFacing) n = -n;
+    vec3 to_eye = eye.xyz - v_position * eye.w;
+    vec3 view = to_eye * inversesqrt(max(dot(to_eye, to_eye), 1e-20));
+    float nk = max(dot(n, key_direction), 0.0);
+    float nf = max(dot(n, fill_direction), 0.0);
+    vec3 h = normalize(key_direction + view);
+    float spec = nk > 0.0 ? specular * v_gloss * pow(max(dot(n, h), 0.0), shininess) : 0.0;
+    vec3 rgb = v_color * (ambient + key_color * nk + fill_color * nf) + key_color * spec;
+    f_color = vec4(clamp(rgb, 0.0, 1.0), 1.0);
+}
+"""
+
 _FLOATS_PER_VERTEX = 14  # position 3, normal 3, colour 3, gloss 1, uv 2, material 2 (packed)
 _FLAT_DETAIL = np.array([128, 128, 0, 128], np.uint8)  # a detail texel that changes nothing
-_PROCESS_GL: dict = {"pid": None, "ctx": None, "program": None}  # this process's one EGL context
+_PROCESS_GL: dict = {"pid": None, "ctx": None, "programs": {}}  # this process's one EGL context
 
 
 def _load_llvm_users_first() -> None:
@@ -147,7 +177,7 @@ def _load_llvm_users_first() -> None:
         import triton  # noqa: F401
 
 
-def _process_context():
+def _process_context(detail_shading: bool = True):
     """This process's moderngl context and shader program, made on first use (never inherited across fork)."""
     pid = os.getpid()
     if _PROCESS_GL["pid"] != pid:
@@ -156,9 +186,31 @@ def _process_context():
         _load_llvm_users_first()
         os.environ.setdefault("LP_NUM_THREADS", "0")  # see the module docstring: keeps fork() usable
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
-        program = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        _PROCESS_GL.update(pid=pid, ctx=ctx, program=program)
-    return _PROCESS_GL["ctx"], _PROCESS_GL["program"]
+        _PROCESS_GL.update(pid=pid, ctx=ctx, programs={})
+    ctx, programs = _PROCESS_GL["ctx"], _PROCESS_GL["programs"]
+    if detail_shading not in programs:
+        fragment = _FRAGMENT_SHADER if detail_shading else _PLAIN_FRAGMENT_SHADER
+        programs[detail_shading] = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=fragment)
+    return ctx, programs[detail_shading]
+
+
+DEPTH_SLABS = 6
+
+
+def _draw_runs(solid: np.ndarray, depth: np.ndarray) -> tuple[list, np.ndarray]:
+    """([(first triangle, count, cull)], triangle order): nearest slab first; in a slab the two-sided triangles,
+    then the culled ones, each nearest first."""
+    edges = np.quantile(depth, np.linspace(0, 1, DEPTH_SLABS + 1)[1:-1]) if len(depth) else []
+    slab = np.searchsorted(edges, depth, side="right")
+    order = np.lexsort((depth, solid, slab))
+    runs, first = [], 0
+    for s in range(DEPTH_SLABS):
+        for cull in (False, True):
+            count = int(((slab == s) & (solid == cull)).sum())
+            if count:
+                runs.append((first, count, cull))
+                first += count
+    return runs, order
 
 
 class MeshRenderer:
@@ -170,7 +222,10 @@ class MeshRenderer:
     texture coordinates and the detail texture a per-vertex `material` draws from (game.detail; none: a
     texture that changes nothing); solid (F,) bool: triangles of closed parts wound counter-clockwise seen
     from outside, drawn with back-face culling (their back faces are never seen; ~30% of the draw time on
-    llvmpipe), the others two-sided. Construction makes no GL objects.
+    llvmpipe), the others two-sided; detail_shading False: the plain v1 model, ignoring materials (to measure
+    what the detail costs); depth (F,): a distance from the usual viewpoint per triangle, so triangles are drawn
+    nearest first in DEPTH_SLABS slabs and the depth test skips shading what they hide. Construction makes no
+    GL objects.
     """
 
     def __init__(
@@ -183,6 +238,8 @@ class MeshRenderer:
         uv: np.ndarray | None = None,
         detail: np.ndarray | None = None,
         solid: np.ndarray | None = None,
+        detail_shading: bool = True,
+        depth: np.ndarray | None = None,
     ):
         triangles = np.asarray(triangles)
         if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
@@ -198,10 +255,12 @@ class MeshRenderer:
             raise ValueError(
                 f"MeshRenderer: solid must have one flag per triangle ({len(triangles)}), got {solid.shape}"
             )
-        # Open (two-sided) triangles first: hair and the like lie in front of solid parts, so drawing them first
-        # lets the depth test reject the skull and chest pixels they hide before those are shaded.
-        self._draw_order = np.concatenate([np.flatnonzero(~solid), np.flatnonzero(solid)])
-        self._open_count = int((~solid).sum())
+        depth = np.zeros(len(triangles)) if depth is None else np.asarray(depth, float)
+        if depth.shape != (len(triangles),):
+            raise ValueError(
+                f"MeshRenderer: depth must have one value per triangle ({len(triangles)}), got {depth.shape}"
+            )
+        self._runs, self._draw_order = _draw_runs(solid, depth)
         self.samples = int(samples)
         self.supersample = max(1, int(supersample))
         self.profile = profile  # True: wait for the GPU after drawing, so draw_s and readback_s split truly
@@ -212,6 +271,7 @@ class MeshRenderer:
                 f"MeshRenderer: detail must be an (H, W, 4) uint8 texture, got {detail.dtype} {detail.shape}"
             )
         self.detail = np.ascontiguousarray(detail)
+        self.detail_shading = bool(detail_shading)
         self.last_timings: dict[str, float] = {}
         self._incidence = None  # (V, F) sparse, made for the first vertex count seen
         self._gl = None  # per-process GL resources; never pickled
@@ -248,7 +308,7 @@ class MeshRenderer:
         t0 = time.perf_counter()
         import moderngl
 
-        ctx, program = _process_context()
+        ctx, program = _process_context(self.detail_shading)
         size = (self.size * self.supersample,) * 2
         samples = min(max(self.samples, 0), ctx.max_samples)
         gl = {"pid": os.getpid(), "num_vertices": num_vertices, "ctx": ctx}
@@ -264,27 +324,18 @@ class MeshRenderer:
         gl["resolve"] = samples > 1
         gl["vbo"] = ctx.buffer(reserve=num_vertices * _FLOATS_PER_VERTEX * 4, dynamic=True)
         gl["ibo"] = ctx.buffer(self.triangles[self._draw_order].tobytes())
+        attributes = ["in_position", "in_normal", "in_color", "in_gloss"]
+        layout = "3f 3f 3f 1f 2f 2f" if self.detail_shading else "3f 3f 3f 1f 16x"  # plain: skip uv, material
+        if self.detail_shading:
+            attributes += ["in_uv", "in_material"]
         gl["vao"] = ctx.vertex_array(
-            program,
-            [
-                (
-                    gl["vbo"],
-                    "3f 3f 3f 1f 2f 2f",
-                    "in_position",
-                    "in_normal",
-                    "in_color",
-                    "in_gloss",
-                    "in_uv",
-                    "in_material",
-                )
-            ],
-            index_buffer=gl["ibo"],
-            index_element_size=4,
+            program, [(gl["vbo"], layout, *attributes)], index_buffer=gl["ibo"], index_element_size=4
         )
         height, width = self.detail.shape[:2]
         gl["detail"] = ctx.texture((width, height), 4, self.detail.tobytes())
-        gl["detail"].build_mipmaps()
-        gl["detail"].filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        # Bilinear, no mipmaps: trilinear costs ~18% of the draw on llvmpipe; callers pass a texture already
+        # filtered for their picture size (game.detail.detail_texture(level)).
+        gl["detail"].filter = (moderngl.LINEAR, moderngl.LINEAR)
         gl["detail"].repeat_x = gl["detail"].repeat_y = True
         gl["program"] = program
         gl["interleaved"] = np.zeros((num_vertices, _FLOATS_PER_VERTEX), np.float32)
@@ -339,8 +390,9 @@ class MeshRenderer:
         program["eye"].value = tuple(float(x) for x in camera_position(view_proj))
         for name, value in lighting.uniforms().items():
             program[name].value = value
-        program["detail"].value = 0
-        gl["detail"].use(location=0)
+        if self.detail_shading:
+            program["detail"].value = 0
+            gl["detail"].use(location=0)
         t2 = time.perf_counter()
 
         ctx, mgl = gl["ctx"], gl["moderngl"]
@@ -349,13 +401,12 @@ class MeshRenderer:
         ctx.disable(mgl.CULL_FACE)
         r, g, b = (float(c) for c in background)
         gl["fbo_ms"].clear(r, g, b, 0.0, depth=1.0)
-        if self._open_count:
-            gl["vao"].render(mgl.TRIANGLES, vertices=3 * self._open_count)
-        if self._open_count < len(self.triangles):
-            ctx.enable(mgl.CULL_FACE)
-            gl["vao"].render(mgl.TRIANGLES, vertices=3 * (len(self.triangles) - self._open_count),
-                             first=3 * self._open_count)  # fmt: skip
-            ctx.disable(mgl.CULL_FACE)
+        for first, count, cull in self._runs:
+            if cull:
+                ctx.enable(mgl.CULL_FACE)
+            gl["vao"].render(mgl.TRIANGLES, vertices=3 * count, first=3 * first)
+            if cull:
+                ctx.disable(mgl.CULL_FACE)
         if gl["resolve"]:
             ctx.copy_framebuffer(gl["fbo"], gl["fbo_ms"])
         if self.profile:
