@@ -51,7 +51,9 @@ def hairline_height(points: np.ndarray, hairline: float, sideburns: float, foreh
     depth = np.clip((0.3 - points[..., 2]) / 2.1, 0, 1)  # 0 at the forehead, 1 at the back
     arc = 0.16 * np.clip(points[..., 0] / 0.75, -1, 1) ** 2 * (1 - depth)  # a rounded hairline, high at the temples
     line = front_y + arc + (-1.0 - front_y) * depth**1.6
-    near_ear = np.exp(-(((np.abs(points[..., 0]) - 1.05) / 0.12) ** 2 + ((points[..., 2] + 0.55) / 0.25) ** 2))
+    # Sideburns: the line dips in front of the ears; a compact bump, so they change nothing beyond the temples.
+    near_ear = np.clip(1 - ((np.abs(points[..., 0]) - 1.05) / 0.24) ** 2 - ((points[..., 2] + 0.55) / 0.5) ** 2, 0, 1)
+    near_ear = near_ear**2
     return line - near_ear * (0.35 + 0.25 * sideburns)
 
 
@@ -233,9 +235,11 @@ class ScalpHair:
             parted = thick - 0.75 * np.maximum(thick, 0) * groove
             return surface + direction * parted[..., None], thick  # cover: from the hair's thickness unparted
 
+        # Upper rows at fixed polar angles (those past the split fold onto it), so moving the hairline moves
+        # the hair near it only; the lower rows spread from the split to the fringe or the nape.
         theta = np.concatenate(
             [
-                theta_split[:, None] * self.upper_t[None],
+                np.minimum(np.pi / 2 * self.upper_t[None], theta_split[:, None]),
                 theta_split[:, None] + (theta_end - theta_split)[:, None] * self.lower_t[None],
             ],
             1,
@@ -395,7 +399,7 @@ def lash_ribbons(landmarks: np.ndarray, skin_points: np.ndarray, skin_normals: n
     return strips
 
 
-BEARD_ONSET = 0.2  # `beard_length` / 2.5 below which the beard shell lies inside the skin (clean-shaven)
+BEARD_ONSET = -0.1  # `beard_length` / 2.5 below which the beard shell lies inside the skin (clean-shaven)
 
 
 @dataclass
@@ -411,7 +415,7 @@ class Beard:
 
     def offset(self, beard: float) -> np.ndarray:
         """(n,) distance of the shell from the skin for `beard_length` / 2.5: inside the skin (clean-shaven) up to
-        0.5 (a fifth of the way up), then growing to a full beard at +2.5."""
+        the neutral 0, then growing to a full beard at +2.5."""
         thickness = -0.012 + 0.21 * np.clip((beard - BEARD_ONSET) / (1 - BEARD_ONSET), 0.0, 1.0) ** 1.3
         return thickness * self.weight - 0.012 * (1 - self.weight)
 

@@ -247,6 +247,35 @@ def test_two_sided_lighting_either_winding(renderer):
     back.close()
 
 
+def test_a_zero_material_draws_the_plain_model_and_a_material_adds_detail(renderer):
+    """Engine v2's per-pixel detail is off at material 0 (the shared v1 model, what NvdiffrastRenderer draws) and on
+    where the material asks for it."""
+    from game.detail import detail_texture
+
+    uv = SPHERE_V[:, :2] * 2.0
+    detailed = MeshRenderer(SIZE, SPHERE_F, uv=uv, detail=detail_texture())
+    plain = MeshRenderer(SIZE, SPHERE_F, detail_shading=False)
+    zero = render_sphere(detailed, material=np.zeros((len(SPHERE_V), 4)))
+    assert np.array_equal(zero, render_sphere(plain)) and np.abs(zero.astype(int) - render_sphere(renderer)).max() <= 1
+    skin = render_sphere(detailed, material=np.tile([1.0, 0.0, 0.0, 1.0], (len(SPHERE_V), 1))).astype(int)
+    lit = zero[..., 3] == 255
+    assert np.abs(skin - zero)[lit].mean() > 1.0  # grain and the soft skin light show
+    with pytest.raises(ValueError, match="material"):
+        detailed.render(SPHERE_V, SPHERE_COLOR, VIEW_PROJ, Lighting.studio(), material=np.zeros((3, 4)))
+    for r in (detailed, plain):
+        r.close()
+
+
+def test_culling_and_depth_order_leave_a_closed_mesh_unchanged(renderer):
+    """Back-face culling of a closed, outward-wound mesh and a nearest-first draw order change no pixel."""
+    depth = np.random.default_rng(0).random(len(SPHERE_F))
+    culled = MeshRenderer(SIZE, SPHERE_F, solid=np.ones(len(SPHERE_F), bool), depth=depth)
+    assert np.array_equal(render_sphere(culled), render_sphere(renderer))
+    culled.close()
+    with pytest.raises(ValueError, match="solid"):
+        MeshRenderer(SIZE, SPHERE_F, solid=np.ones(3, bool))
+
+
 def test_smooth_normals_of_a_sphere_point_outwards():
     normals = vertex_normals(SPHERE_V, SPHERE_F, vertex_incidence(SPHERE_F, len(SPHERE_V)))
     np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
