@@ -209,7 +209,7 @@ def _table(results: list[dict]) -> str:
     if shading:
         lines += [
             "",
-            "What the v2 shading costs (detail texture, soft skin light), bare rasteriser on the v2 mesh, ms per image:",
+            "What the v2 shading costs (detail texture, soft skin light): bare rasteriser, v2 mesh, ms per image:",
             "",
             "| style | px | v1 shading | v2 shading | cost |",
             "|---|---|---|---|---|",

@@ -55,7 +55,7 @@ def _sheet(args) -> None:
             )
             panels.append(grid(root, args.count, args.columns))
         labels = [f"{style} style, {prior} prior ({args.size} px)" for prior in args.priors]
-        print(f"{style}: {write_png(side_by_side(panels, labels), out / f'contact_{style}.png')}")
+        print(f"{style}: {write_png(side_by_side(panels, labels), out / f'contact_{style}.png', args.colours)}")
 
 
 def _sensitivity(args) -> None:
@@ -190,6 +190,7 @@ def main(argv=None) -> None:
     sheet.add_argument(
         "--priors", nargs="+", choices=("uniform", "realistic", "neutral_mix"), default=["uniform", "realistic"]
     )
+    sheet.add_argument("--colours", type=_at_least(2), help="write PNGs with a palette of this many colours (smaller)")
     sheet.set_defaults(run=_sheet)
     sens = sub.add_parser("sensitivity", help="per-parameter visibility table")
     sens.add_argument(

@@ -302,7 +302,7 @@ class Appearance:
         sclera = SCLERA * (1 - 0.4 * (1 - amount["sclera_tint"]) * np.array([0.0, 0.5, 1.0]))
         in_iris = smoothstep((iris_angle - angle) / 0.035)[:, None]
         in_pupil = smoothstep((pupil_angle - angle) / 0.03)[:, None]
-        ring = np.exp(-(((angle - iris_angle) / 0.05) ** 2))[:, None] * (0.3 + 0.6 * amount["limbal_ring"])
+        ring = np.exp(-(((angle - iris_angle) / 0.07) ** 2))[:, None] * (0.1 + 0.85 * amount["limbal_ring"])
         eye = sclera * (1 - in_iris) + iris * in_iris
         eye = eye * (1 - ring) + PUPIL * ring
         eye = eye * (1 - in_pupil) + PUPIL * in_pupil

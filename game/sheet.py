@@ -47,11 +47,16 @@ def side_by_side(panels: list[np.ndarray], labels: list[str], gap: int = 12) -> 
     return sheet
 
 
-def write_png(image: np.ndarray, out: str | Path) -> Path:
-    """Write a BGR image as PNG (folders made as needed); returns its path."""
+def write_png(image: np.ndarray, out: str | Path, colours: int | None = None) -> Path:
+    """Write a BGR image as PNG (folders made as needed); with `colours`, as an adaptive palette of that many
+    colours, dithered (a third of the size, for pictures kept in git); returns its path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), image):
+    if colours:
+        from PIL import Image
+
+        Image.fromarray(image[..., ::-1]).quantize(colours, dither=Image.Dither.FLOYDSTEINBERG).save(out, optimize=True)
+    elif not cv2.imwrite(str(out), image):
         raise OSError(f"{out}: could not write the PNG")
     return out
 

@@ -1,6 +1,6 @@
 """Engine v2's looks: each hair, lash and beard slider changes the picture where its name says and nowhere else,
 continuously; the clothes take the photo's colour; the materials fit the renderer's packing; the sheet shows both
-priors; the render benchmark refuses a reference that is not an engine."""
+priors; the engine comparisons refuse a reference that is not an engine."""
 
 from __future__ import annotations
 
@@ -148,9 +148,21 @@ def test_sheet_shows_both_priors_side_by_side(tmp_path):
             assert (tmp_path / f"{style}-{prior}-32" / "manifest.json").is_file()
 
 
-def test_render_bench_refuses_a_reference_without_an_engine(tmp_path):
+def test_sheet_refuses_a_bad_count_in_one_line(tmp_path, capsys):
+    from game.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["sheet", "--out", str(tmp_path / "sheet"), "--count", "0"])
+    assert stop.value.code != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--count" in lines[0] and "at least 1" in lines[0]
+    assert not (tmp_path / "sheet").exists()
+
+
+@pytest.mark.parametrize("module", ["bench.render", "studies.engine_v2"])
+def test_engine_comparisons_refuse_a_reference_without_an_engine(tmp_path, module):
     done = subprocess.run(
-        [sys.executable, "-m", "bench.render", "--reference", str(tmp_path), "--sizes", "64"],
+        [sys.executable, "-m", module, "--reference", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -152,8 +152,9 @@ def test_prior_and_extras_are_the_demo_benchmarks():
     assert held_out.EXTRAS == BENCH_EXTRAS and held_out.PRIOR == "realistic"
 
 
-def test_visible_set_is_fixed_at_64_sliders():
-    assert len(visible_set()) == 64
+def test_visible_set_is_fixed_at_87_sliders():
+    # engine v2's sensitivity table (docs/contracts.md 3.1); engine v1's held 64
+    assert len(visible_set()) == 87
 
 
 def test_lineup_known_answers():
