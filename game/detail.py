@@ -32,20 +32,26 @@ def _periodic_noise(rng: np.random.Generator, sigma_u: float, sigma_v: float) ->
 
 
 def level_for(size: int, supersample: int) -> int:
-    """The coarser copy to draw a `size` px picture with: skin coordinates carry 64 texels per iod unit and a
-    picture spans 4 units, so at 256 px (x2 supersampling) a texel covers two rendered pixels; each halving of
-    the picture halves the texture (the renderer samples bilinearly without mipmaps, for speed)."""
+    """The copy of the texture to draw a `size` px picture with, so one texel covers about one rendered pixel
+    (the renderer samples the nearest texel, without mipmaps, for speed): skin coordinates carry 64 texels per
+    iod unit at level 0 and a picture spans 4 units; each level halves the texture, each negative one doubles it.
+    256 px with x2 supersampling: level -1."""
     pixels_per_unit = size * supersample / 4
-    return int(max(0, np.ceil(np.log2(64 / pixels_per_unit) - 1e-9)))
+    return int(np.clip(np.ceil(np.log2(64 / pixels_per_unit) - 1e-9), -2, 4))
 
 
 @lru_cache(maxsize=8)
 def detail_texture(level: int = 0) -> np.ndarray:
     """(SIZE / 2^level, same, 4) uint8 RGBA, rows = v, columns = u; made once per process from seed 2024, then
-    area-averaged `level` times (it stays tileable)."""
+    area-averaged `level` times, or bilinearly doubled -`level` times (it stays tileable)."""
     if level > 0:
         finer = detail_texture(level - 1)
         return cv2.resize(finer, (finer.shape[1] // 2, finer.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if level < 0:
+        coarser = detail_texture(level + 1)
+        tiled = np.tile(coarser, (3, 3, 1))  # doubled with its neighbours, so the edges stay tileable
+        n = coarser.shape[0]
+        return cv2.resize(tiled, (6 * n, 6 * n), interpolation=cv2.INTER_LINEAR)[2 * n : 4 * n, 2 * n : 4 * n].copy()
     rng = np.random.default_rng(2024)
     grain = _periodic_noise(rng, 0.8, 0.8)
     blotch = _periodic_noise(rng, 7.0, 7.0)

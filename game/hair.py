@@ -247,6 +247,12 @@ class ScalpHair:
         points, thick = shell(theta)
         upper, hug = points[:, :UPPER_ROWS], points[:, UPPER_ROWS:]
         upper_thick, hug_thick = thick[:, :UPPER_ROWS], thick[:, UPPER_ROWS:]
+        # Hair lying over the ears goes round them, not through them.
+        hug_rel = hug - table.centre
+        hug_reach = np.hypot(hug_rel[..., 0], hug_rel[..., 2])
+        around = self._clearance(hug[..., 1]) + 0.02 + 0.5 * thickness
+        push = np.maximum(around - hug_reach, 0) * self.side[:, None] * smoothstep(hug_thick / 0.02)
+        hug = hug + np.stack([np.sin(table.phi)[:, None] * push, 0 * push, np.cos(table.phi)[:, None] * push], -1)
 
         # Hanging: straight down from the split point, kept clear of the head (ears), flaring with volume.
         start = upper[:, -1]
@@ -256,11 +262,7 @@ class ScalpHair:
         rel = start - table.centre
         reach = np.hypot(rel[:, 0], rel[:, 2])
         flare = reach[:, None] + (0.05 + 1.2 * thickness) * np.sqrt(self.lower_t)[None]
-        position = np.clip((y - CLEARANCE_Y[0]) / (CLEARANCE_Y[1] - CLEARANCE_Y[0]), 0, len(CLEARANCE_Y) - 1.001)
-        low = position.astype(int)
-        t = position - low
-        clear = table.clearance[rows[:, None], low] * (1 - t) + table.clearance[rows[:, None], low + 1] * t
-        clear = np.maximum.accumulate(clear, axis=1) + 0.05 + thickness  # once out past the ears, it stays out
+        clear = np.maximum.accumulate(self._clearance(y), axis=1) + 0.05 + thickness  # once out past the ears, out
         radius = 0.5 * (flare + clear + np.sqrt((flare - clear) ** 2 + 0.02**2))  # a smooth max
         hang = np.stack(
             [
@@ -279,6 +281,14 @@ class ScalpHair:
                                 + drape[..., 0]], 1)  # fmt: skip
         self._last = (h, np.concatenate([[1.0], cover.ravel()]))
         return np.concatenate([pole[None], grid])
+
+    def _clearance(self, y: np.ndarray) -> np.ndarray:
+        """(J, R) horizontal radius to stay outside at heights y (J, R), per column, from the table."""
+        position = np.clip((y - CLEARANCE_Y[0]) / (CLEARANCE_Y[1] - CLEARANCE_Y[0]), 0, len(CLEARANCE_Y) - 1.001)
+        low = position.astype(int)
+        t = position - low
+        columns = np.arange(COLUMNS)[:, None]
+        return self.table.clearance[columns, low] * (1 - t) + self.table.clearance[columns, low + 1] * t
 
     def cover(self, h: HairValues) -> np.ndarray:
         """(1 + J * rows,) how densely each vertex shows hair, 0..1, for the values `positions` was last given."""

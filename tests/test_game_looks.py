@@ -39,7 +39,11 @@ WHERE = {
     "hair_fringe": ([FOREHEAD], [BELOW_EYES], {}),
     "hair_parting": ([TOP], [BELOW_EYES], {"hair_fringe": 1.0}),
     "hair_hairline": ([TOP], [CENTRE_FACE], {"hair_fringe": -2.5}),  # temples and nape too
-    "sideburn_length": ([(0.0, 0.3, 0.3, 0.6), (0.7, 1.0, 0.3, 0.6)], [CENTRE_FACE, FOREHEAD], {"hair_length": -2.5}),
+    "sideburn_length": (  # the temples' hair may follow the sideburns; the forehead between them does not
+        [(0.0, 0.3, 0.3, 0.6), (0.7, 1.0, 0.3, 0.6)],
+        [CENTRE_FACE, (0.35, 0.65, 0.2, 0.4)],
+        {"hair_length": -2.5},
+    ),
     "eyelash_length": ([EYES], OUTSIDE_EYES, {}),
     "beard_length": ([LOWER_FACE], [ABOVE_EYES], {}),  # up the cheeks to the sideburns
 }

@@ -256,7 +256,7 @@ def test_command_line_writes_the_schema(tmp_path):
     assert isinstance(report["recogniser"], str) and isinstance(report["held_out"], bool)
     if not report["held_out"]:
         assert report["recogniser_caveat"]
-    assert report["visible"]["count"] == 64
+    assert report["visible"]["count"] == 87  # engine v2 (v1: 64)
     assert sum("no checkpoint given" in note for note in report["notes"]) == 3  # default, paper, fastf2p
     assert report["benchmark"]["identities"] == 20 and report["benchmark"]["render_seconds"] is not None
     assert "| truth |" in out.with_suffix(".md").read_text()

@@ -405,7 +405,12 @@ def test_cli_runs_end_to_end_and_writes_json_and_markdown(tmp_path, synthetic, r
     assert row["images_per_second"] > 0
     assert report["benchmarks"]["lfw"]["pairs"] == 20 and report["benchmarks"]["synthetic"]["images"] == 12
     recovered = report["recovery"]["ours"]["synthetic"]
-    assert len(recovered["groups"]) == 11 and list(recovered["visibility_quartiles"]) == ["Q1", "Q2", "Q3", "Q4"]
+    assert len(recovered["groups"]) == 12 and list(recovered["visibility_quartiles"]) == [
+        "Q1",
+        "Q2",
+        "Q3",
+        "Q4",
+    ]  # v2: + hair
     markdown = (out / "results.md").read_text()
     assert "| descriptor | LFW | synthetic | Mean | images/s |" in markdown and "| ours | " in markdown
     assert "Ours, upper face masked" in markdown and "| ours | " in done.stdout

@@ -58,6 +58,22 @@ def _interval(statistic, *samples, resamples: int = 2000) -> list[float]:
     return [float(low), float(high)]
 
 
+def wilson(hits: int, count: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval of a rate (sound at 0 and 1, where a bootstrap collapses to a point)."""
+    p = hits / count
+    centre = (p + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * np.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return [float(centre - half), float(centre + half)]
+
+
+def newcombe(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """95% interval of rate(a) - rate(b) from the two Wilson intervals (Newcombe's hybrid score method)."""
+    p1, p2 = a.mean(), b.mean()
+    (l1, u1), (l2, u2) = wilson(int(a.sum()), len(a)), wilson(int(b.sum()), len(b))
+    d = p1 - p2
+    return [float(d - np.hypot(p1 - l1, u2 - p2)), float(d + np.hypot(u1 - p1, p2 - l2))]
+
+
 def summarise(new: dict, old: dict) -> dict:
     """Rates, gaps and new-minus-old differences with intervals (people are independent between engines)."""
     rate = lambda h: np.mean(h, -1)  # noqa: E731
@@ -66,14 +82,19 @@ def summarise(new: dict, old: dict) -> dict:
         if key == "engine_version":
             continue
         a, b = np.array(new["detector"][key]["hits"]), np.array(old["detector"][key]["hits"])
+        sa, sb = np.array(new["detector"][key]["scores"]), np.array(old["detector"][key]["scores"])
         out["detector"][key] = {
             "people": len(a),
             "new": float(a.mean()),
-            "new_interval": _interval(rate, a),
+            "new_interval": wilson(int(a.sum()), len(a)),
             "old": float(b.mean()),
-            "old_interval": _interval(rate, b),
+            "old_interval": wilson(int(b.sum()), len(b)),
             "new_minus_old": float(a.mean() - b.mean()),
-            "new_minus_old_interval": _interval(lambda x, y: rate(x) - rate(y), a, b),
+            "new_minus_old_interval": newcombe(a, b),
+            "new_score": float(sa.mean()),
+            "new_score_interval": _interval(rate, sa),
+            "old_score": float(sb.mean()),
+            "old_score_interval": _interval(rate, sb),
         }
     gaps = {}
     for name, run in (("new", new["likeness"]), ("old", old["likeness"])):
@@ -100,13 +121,15 @@ def _fmt(value: float, interval: list[float], digits: int = 3) -> str:
 
 def table(summary: dict) -> str:
     lines = [
-        "| face detector hit rate | people | engine v2 | engine v1 | v2 - v1 |",
-        "|---|---|---|---|---|",
+        "| face detector hit rate (Wilson / Newcombe 95%) | people | engine v2 | engine v1 | v2 - v1 "
+        "| top score v2 | top score v1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, r in summary["detector"].items():
         lines.append(
             f"| {key.replace('/', ' style, ')} prior | {r['people']} | {_fmt(r['new'], r['new_interval'])} | "
-            f"{_fmt(r['old'], r['old_interval'])} | {_fmt(r['new_minus_old'], r['new_minus_old_interval'])} |"
+            f"{_fmt(r['old'], r['old_interval'])} | {_fmt(r['new_minus_old'], r['new_minus_old_interval'])} | "
+            f"{_fmt(r['new_score'], r['new_score_interval'])} | {_fmt(r['old_score'], r['old_score_interval'])} |"
         )
     like = summary["likeness"]
     lines += [
