@@ -37,7 +37,7 @@ def _generate(args) -> None:
 
 def _sheet(args) -> None:
     from game.dataset import generate
-    from game.sheet import grid, side_by_side, write_png
+    from game.sheet import grid, side_by_side, write_jpeg, write_png
 
     out = Path(args.out)
     for style in ("game", "photo"):
@@ -55,7 +55,12 @@ def _sheet(args) -> None:
             )
             panels.append(grid(root, args.count, args.columns))
         labels = [f"{style} style, {prior} prior ({args.size} px)" for prior in args.priors]
-        print(f"{style}: {write_png(side_by_side(panels, labels), out / f'contact_{style}.png', args.colours)}")
+        sheet = side_by_side(panels, labels)
+        if args.jpeg_quality:
+            path = write_jpeg(sheet, out / f"contact_{style}.jpg", args.jpeg_quality)
+        else:
+            path = write_png(sheet, out / f"contact_{style}.png", args.colours)
+        print(f"{style}: {path}")
 
 
 def _sensitivity(args) -> None:
@@ -191,6 +196,7 @@ def main(argv=None) -> None:
         "--priors", nargs="+", choices=("uniform", "realistic", "neutral_mix"), default=["uniform", "realistic"]
     )
     sheet.add_argument("--colours", type=_at_least(2), help="write PNGs with a palette of this many colours (smaller)")
+    sheet.add_argument("--jpeg-quality", type=_at_least(1), help="write the sheets as JPEGs of this quality instead")
     sheet.set_defaults(run=_sheet)
     sens = sub.add_parser("sensitivity", help="per-parameter visibility table")
     sens.add_argument(

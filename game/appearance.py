@@ -255,11 +255,11 @@ class Appearance:
         )
         _paint(base, self.blush, blush, 0.6 * amount["blush"])
         hair = _hair_colour(value, f)
-        stubble_colour = hair * 0.7 + skin * 0.3
+        stubble_colour = (hair * 0.5 + skin * 0.5) * np.array([0.62, 0.62, 0.68])  # a darker, cooler shadow
         extent = smoothstep((self.nose_tip[1] - 0.45 + 0.35 * f["stubble_extent"] - self.stubble_height) / 0.15)
         stubble = Layer(self.stubble_base.index, self.stubble_base.weight * extent * amount["stubble"])
-        _paint(base, stubble, stubble_colour, 0.6)
-        _paint(base, self.moustache, stubble_colour * 0.7, amount["moustache"])
+        _paint(base, stubble, stubble_colour, 0.8)
+        _paint(base, self.moustache, stubble_colour * 0.6, amount["moustache"])
         _paint(base, self.lid_crease, np.zeros(3), 0.12)
         _paint(base, self.lash_line, skin * 0.45, 0.5)
         shadow = palette_colour(EYESHADOW_PALETTE, value["eyeshadow_color"])

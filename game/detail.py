@@ -1,12 +1,13 @@
 """The detail texture (engine v2): fine pattern the renderer adds per pixel, so skin, stubble and hair are not flat.
 
-One tileable 256 x 256 RGBA image, made once from a fixed seed (numpy only, so it is the same everywhere):
-R: fine grain (pores and mottling, ~1 texel), G: blotches (~8 texels), B: stipple (sparse dots: stubble),
-A: streaks (fine across u, long along v: hair strands, iris fibres). Each channel is 0.5 on average, so a
-material weight of 0 leaves the v1 shading untouched. Vertices carry texture coordinates (game.head) and a
+One tileable 256 x 256 RGBA image, made once from a fixed seed (numpy and OpenCV, the same everywhere), and
+copies of it halved or doubled for other picture sizes (`level_for`): R: fine grain (pores and mottling, ~1
+texel), G: blotches (~8 texels), B: stipple (sparse dots: stubble), A: streaks (fine across u, long along v:
+hair strands, iris fibres). R, G and A are 0.5 on average and B is 0 between its dots; the shader subtracts
+those, so a material weight of 0 leaves the v1 shading untouched. Vertices carry texture coordinates (game.head) and a
 material (game.appearance) saying how much of each channel applies; the shader (game.render) reads them:
     albedo *= 1 + grain * (0.10 (R - 0.5) + 0.07 (G - 0.5)) + streak * 0.9 (A - 0.5)
-    albedo *= 1 - stipple * 0.55 * smoothstep(0.55, 0.8, B)
+    albedo *= 1 - stipple * 0.7 * smoothstep(0.35, 0.75, B)
 and `skin` softens the light (wrapped diffuse, redder where it turns away, a broader and weaker highlight).
 Written here: no library ships a seeded, tileable multi-channel noise texture with these statistics.
 """

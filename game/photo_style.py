@@ -102,14 +102,25 @@ def _tint(warmth: float) -> np.ndarray:
     return rgb / rgb.max()
 
 
+LIGHT_KINDS = (0.6, 0.25, 0.15)  # shares of an ordinary portrait light, a hard window light, an overcast one
+
+
 def _sample_lighting(rng: np.random.Generator) -> Lighting:
-    """Random portrait light: a key anywhere in front (azimuth +-75 deg, elevation -15..60), a weaker fill opposite."""
+    """Random portrait light: a key anywhere in front (azimuth +-75 deg, elevation -15..60), a weaker fill opposite;
+    in LIGHT_KINDS of photos instead a hard side light from a window (little fill, dim room) or a soft overcast one
+    (a weak key, strong ambient)."""
+    kind = rng.choice(3, p=LIGHT_KINDS)
     key_az, key_el = rng.uniform(-75.0, 75.0), rng.uniform(-15.0, 60.0)
     key = _tint(rng.uniform(-1.0, 1.0)) * rng.uniform(0.5, 1.0)
     side = -1.0 if key_az > 0 else 1.0
     fill_az, fill_el = side * rng.uniform(20.0, 80.0), rng.uniform(-20.0, 30.0)
     fill = _tint(rng.uniform(-1.0, 1.0)) * rng.uniform(0.05, 0.40)
     ambient = _tint(rng.uniform(-0.6, 0.6)) * rng.uniform(0.15, 0.40)
+    if kind == 1:  # window: from the side, bright, little fill
+        key_az, key_el = np.sign(key_az) * rng.uniform(55.0, 80.0), rng.uniform(0.0, 30.0)
+        key, fill, ambient = key / key.max(), fill * 0.3, ambient * 0.6
+    elif kind == 2:  # overcast: weak key from above, the room full of light
+        key_el, key, ambient = rng.uniform(30.0, 60.0), key * 0.5, np.minimum(ambient * 2.0, 0.8)
     return Lighting(
         key_direction=_direction(key_az, key_el),
         key_color=tuple(float(c) for c in key),

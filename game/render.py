@@ -116,7 +116,7 @@ void main() {
     float grain = skin + max(-v_material.y, 0.0);
     float streak = max(v_material.y, 0.0) * (tex.a - 0.5);
     vec3 albedo = v_color * (1.0 + grain * (0.10 * (tex.r - 0.5) + 0.07 * (tex.g - 0.5)) + 0.9 * streak);
-    albedo *= 1.0 - stipple * 0.55 * smoothstep(0.55, 0.8, tex.b);
+    albedo *= 1.0 - stipple * 0.7 * smoothstep(0.35, 0.75, tex.b);
     float wrap = 0.4 * skin;  // light wraps round skin (scattering under it); 0 = Lambert
     float nk_raw = dot(n, key_direction);
     float nk = max(nk_raw, 0.0);

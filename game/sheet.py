@@ -61,6 +61,15 @@ def write_png(image: np.ndarray, out: str | Path, colours: int | None = None) ->
     return out
 
 
+def write_jpeg(image: np.ndarray, out: str | Path, quality: int) -> Path:
+    """Write a BGR image as JPEG (folders made as needed); returns its path."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+        raise OSError(f"{out}: could not write the JPEG")
+    return out
+
+
 def contact_sheet(root: str | Path, out: str | Path, count: int = 16, columns: int = 4, gap: int = 4) -> Path:
     """Write a PNG grid of the first `count` images of a screenshot dataset; returns its path."""
     return write_png(grid(root, count, columns, gap), out)

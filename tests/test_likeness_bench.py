@@ -152,9 +152,9 @@ def test_prior_and_extras_are_the_demo_benchmarks():
     assert held_out.EXTRAS == BENCH_EXTRAS and held_out.PRIOR == "realistic"
 
 
-def test_visible_set_is_fixed_at_87_sliders():
+def test_visible_set_is_fixed_at_90_sliders():
     # engine v2's sensitivity table (docs/contracts.md 3.1); engine v1's held 64
-    assert len(visible_set()) == 87
+    assert len(visible_set()) == 90
 
 
 def test_lineup_known_answers():
@@ -256,7 +256,7 @@ def test_command_line_writes_the_schema(tmp_path):
     assert isinstance(report["recogniser"], str) and isinstance(report["held_out"], bool)
     if not report["held_out"]:
         assert report["recogniser_caveat"]
-    assert report["visible"]["count"] == 87  # engine v2 (v1: 64)
+    assert report["visible"]["count"] == 90  # engine v2 (v1: 64)
     assert sum("no checkpoint given" in note for note in report["notes"]) == 3  # default, paper, fastf2p
     assert report["benchmark"]["identities"] == 20 and report["benchmark"]["render_seconds"] is not None
     assert "| truth |" in out.with_suffix(".md").read_text()
