@@ -25,6 +25,8 @@ def port_problem(port: int) -> str | None:
     if not 1 <= port <= 65535:
         return f"{port} is not a TCP port (1 to 65535)"
     with socket.socket() as probe:
+        # As the server will: a port whose last connections linger in TIME_WAIT is free, one listened on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
