@@ -18,9 +18,11 @@ from game import parameters as P
 TITLE = "likeness: photo to game character"
 SLIDER_STEP = 0.01
 LEAST_SURE_SHOWN = 12  # rows of the "least sure" table
+# Gradio's per-slider reset button sets the slider back without an input event, so the character would not follow:
+# hidden; "Reset sliders to the model's values" does it for all.
 CSS = """
 #status p { margin: 0.2em 0; }
-.view img { image-rendering: auto; }
+[id^="slider-"] .reset-button { display: none; }
 """
 INTRODUCTION = (
     f"# {TITLE}\n"
@@ -146,8 +148,8 @@ def build_page(creator: Creator):
                     format="png",
                     interactive=False,
                     height=300,
+                    buttons=["download", "fullscreen"],
                     elem_id="front-view",
-                    elem_classes="view",
                 )
                 with gr.Row():
                     snap = gr.Checkbox(
@@ -156,18 +158,20 @@ def build_page(creator: Creator):
                         info="skin tone: the game palette's entry nearest the photo's skin, not the model's reading",
                         elem_id="snap",
                     )
-                    reset = gr.Button("Reset sliders to the model's values", elem_id="reset")
+                    reset = gr.Button("Reset sliders to the model's values", size="md", elem_id="reset")
                 with gr.Row():
                     preset_file = gr.DownloadButton(
                         "Download the preset (.json)",
                         creator.write_preset(Character(key="neutral")),
+                        variant="primary",
                         elem_id="preset-download",
                     )
                 confidence = gr.Markdown(ONE_PHOTO_NOTE, elem_id="confidence")
         gr.Markdown("## Sliders\nEach slider runs from -2.5 to 2.5; 0 is the neutral face.")
         sliders, accordions = [], []
+        laid_out = [parameter for members in grouped.values() for parameter in members]  # the sliders' order
         for name, members in grouped.items():
-            with gr.Accordion(group_label(name, members, neutral), open=False) as accordion:
+            with gr.Accordion(group_label(name, members, neutral), open=False, elem_id=f"group-{name}") as accordion:
                 accordions.append(accordion)
                 with gr.Row():
                     for parameter in members:
@@ -193,10 +197,7 @@ def build_page(creator: Creator):
                 confidence_text(character),
                 character,
                 *[gr.update(label=group_label(n, m, character)) for n, m in grouped.items()],
-                *[
-                    gr.update(value=round(float(values[p.index]), 2), info=slider_info(p, character))
-                    for p in P.table()
-                ],
+                *[gr.update(value=round(float(values[p.index]), 2), info=slider_info(p, character)) for p in laid_out],
             ]
 
         every_output = [front, preset_file, confidence, state, *accordions, *sliders]
@@ -233,7 +234,7 @@ def build_page(creator: Creator):
             character.edit(name, value)
             return creator.front(character.parameters), creator.write_preset(character), character
 
-        for parameter, slider in zip(P.table(), sliders):
+        for parameter, slider in zip(laid_out, sliders):
             slider.input(
                 partial(move, parameter.name),
                 [slider, state],
