@@ -120,7 +120,12 @@ def build_page(creator: Creator):
     import gradio as gr
 
     grouped = groups()
-    neutral = Character()
+    neutral = Character(key="neutral")
+
+    def character_files(character: Character) -> list:
+        """The character's two views and its download files (preset, mesh), rewritten for this change."""
+        return [*creator.views(character.parameters), creator.write_preset(character), creator.write_mesh(character)]
+
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         state = gr.State(None)  # this visitor's Character, made on the first event
         gr.Markdown(INTRODUCTION)
@@ -141,16 +146,24 @@ def build_page(creator: Creator):
                     elem_id="faces",
                 )
             with gr.Column(scale=1):
-                front = gr.Image(
-                    creator.front(neutral.parameters),
-                    label="The character (game engine, front view)",
-                    type="numpy",
-                    format="png",
-                    interactive=False,
-                    height=300,
-                    buttons=["download", "fullscreen"],
-                    elem_id="front-view",
-                )
+                first_front, first_turned, first_preset, first_mesh = character_files(neutral)
+                with gr.Row():
+                    front, turned = (
+                        gr.Image(
+                            picture,
+                            label=view,
+                            type="numpy",
+                            format="png",
+                            interactive=False,
+                            height=280,
+                            buttons=["download", "fullscreen"],
+                            elem_id=elem_id,
+                        )
+                        for picture, view, elem_id in (
+                            (first_front, "The character, front view", "front-view"),
+                            (first_turned, "Three-quarter view", "three-quarter-view"),
+                        )
+                    )
                 with gr.Row():
                     snap = gr.Checkbox(
                         True,
@@ -161,10 +174,10 @@ def build_page(creator: Creator):
                     reset = gr.Button("Reset sliders to the model's values", size="md", elem_id="reset")
                 with gr.Row():
                     preset_file = gr.DownloadButton(
-                        "Download the preset (.json)",
-                        creator.write_preset(Character(key="neutral")),
-                        variant="primary",
-                        elem_id="preset-download",
+                        "Download the preset (.json)", first_preset, variant="primary", elem_id="preset-download"
+                    )
+                    mesh_file = gr.DownloadButton(
+                        "Download the mesh (.glb)", first_mesh, variant="primary", elem_id="mesh-download"
                     )
                 confidence = gr.Markdown(ONE_PHOTO_NOTE, elem_id="confidence")
         gr.Markdown("## Sliders\nEach slider runs from -2.5 to 2.5; 0 is the neutral face.")
@@ -189,18 +202,18 @@ def build_page(creator: Creator):
                         )
 
         def everything(character: Character) -> list:
-            """Updates of every output that depends on the character: the view, files, sliders, group labels."""
+            """Updates of every output that depends on the character: views, files, sliders, group labels."""
             values = character.parameters
             return [
-                creator.front(values),
-                creator.write_preset(character),
+                *character_files(character),
                 confidence_text(character),
                 character,
                 *[gr.update(label=group_label(n, m, character)) for n, m in grouped.items()],
                 *[gr.update(value=round(float(values[p.index]), 2), info=slider_info(p, character)) for p in laid_out],
             ]
 
-        every_output = [front, preset_file, confidence, state, *accordions, *sliders]
+        character_outputs = [front, turned, preset_file, mesh_file]
+        every_output = [*character_outputs, confidence, state, *accordions, *sliders]
 
         def read(files, snap_skin, character):
             if not files:  # the upload was cleared: the character stays
@@ -232,13 +245,13 @@ def build_page(creator: Creator):
         def move(name, value, character):
             character = character or Character()
             character.edit(name, value)
-            return creator.front(character.parameters), creator.write_preset(character), character
+            return [*character_files(character), character]
 
         for parameter, slider in zip(laid_out, sliders):
             slider.input(
                 partial(move, parameter.name),
                 [slider, state],
-                [front, preset_file, state],
+                [*character_outputs, state],
                 trigger_mode="always_last",
                 show_progress="hidden",
                 concurrency_id="creator",

@@ -1,5 +1,4 @@
-"""Aligned faces -> a character: the model that reads them, the palette and colour rules, several photos combined, and
-the preset JSON that the reconstruct tool and the app both write.
+"""Aligned faces -> a character: the model that reads them, the palette and colour rules, several photos combined.
 
 One photo gives the parameters the model reads from its aligned face, clipped to the range; a grayscale photo keeps
 the colour sliders neutral, and with skin snap on the skin tone is the palette entry nearest the photo's own skin.
@@ -9,7 +8,6 @@ across photos, which the app shows as the model's confidence per slider.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,20 +107,3 @@ def confidence(spread: np.ndarray) -> np.ndarray:
     """Per-slider confidence in [0, 1] from the spread across photos: 1 - spread / PRIOR_SPREAD, floored at 0 (NaN
     where the spread is unknown)."""
     return np.clip(1.0 - np.asarray(spread, np.float64) / PRIOR_SPREAD, 0.0, 1.0)
-
-
-def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None, **notes) -> dict:
-    """The JSON preset of one character: every parameter by name in table order, and where it came from."""
-    return {
-        "parameter_table_version": P.TABLE_VERSION,
-        "parameters": {name: float(v) for name, v in zip(P.names(), params)},
-        "skin_tone_snapped": snapped,
-        "source": source,
-        "checkpoint": checkpoint,
-        **notes,
-    }
-
-
-def preset_text(meta: dict) -> str:
-    """A preset as the file's text (one key a line, a newline at the end)."""
-    return json.dumps(meta, indent=1) + "\n"

@@ -25,18 +25,19 @@ from eval.character import (
     combine,
     confidence,
     load_predictor,
-    preset,
-    preset_text,
     read_face,
 )
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
+from game.mesh_export import character_mesh, write_mesh
+from game.presets import preset_dict, write_preset
 
 # A photo above these is refused before it is decoded: a phone's 50 MP photo decodes to 150 MB, and a small PNG can
 # hold a gigapixel of one colour. Faces this app reads need far less (the detector sees 128 px, the model 256 px).
 MAX_PHOTO_PIXELS = 50_000_000
 MAX_PHOTO_BYTES = 50 * 2**20
+THREE_QUARTER_YAW = 35.0  # degrees the engine turns the head for the second view (nose to the image's right)
 PREVIEW_SIDE = 512  # long side of the photo shown with its detected faces
 BOX_COLOUR = (40, 220, 90)  # the face that was read
 OTHER_BOX_COLOUR = (235, 60, 50)  # faces of a photo with several, none read
@@ -124,24 +125,29 @@ class Character:
     def grayscale(self) -> bool:
         return bool(self.readings) and not any(r.colour for r in self.readings)
 
-    def preset(self, checkpoint: str | None) -> dict:
-        """The preset as the reconstruct tool writes it; the photos, and the sliders moved by hand, recorded too.
+    def notes(self, checkpoint: str | None) -> dict:
+        """The preset's notes as the reconstruct tool writes them; the photos and the hand-moved sliders too.
 
-        One photo gives the reconstruct tool's keys exactly (source is the file's name as uploaded); several add
-        `photos` (each one's name, turn and grayscale flag) and the source names the median; hand edits add `edited`.
+        One photo gives the reconstruct tool's notes exactly (source is the file's name as uploaded); several add
+        `photos` (each one's name, grayscale flag and turn) and the source names the median; hand edits add `edited`.
         """
         snapped = self.snap_skin and not self.grayscale and "skin_tone" not in self.edits and bool(self.readings)
         names = [r.name for r in self.readings]
         if len(names) == 1:
-            source, notes = names[0], {"turned_degrees": self.readings[0].face.turned}
+            source, more = names[0], {"turned_degrees": self.readings[0].face.turned}
         else:
             source = f"median of {len(names)} photos" if names else "no photo: the neutral face"
-            notes = {"photos": [{"name": r.name, "grayscale": not r.colour, "turned_degrees": r.face.turned}
-                                for r in self.readings]}  # fmt: skip
-        notes = {"grayscale": self.grayscale, **notes}
+            more = {"photos": [{"name": r.name, "grayscale": not r.colour, "turned_degrees": r.face.turned}
+                               for r in self.readings]}  # fmt: skip
+        notes = {"skin_tone_snapped": snapped, "source": source, "checkpoint": checkpoint, "grayscale": self.grayscale}
+        notes.update(more)
         if self.edits:
             notes["edited"] = sorted(self.edits, key=P.index_of)
-        return preset(self.parameters, snapped, source, checkpoint, **notes)
+        return notes
+
+    def preset(self, checkpoint: str | None) -> dict:
+        """The character's preset (game.presets), as the reconstruct tool writes it for one photo."""
+        return preset_dict(self.parameters, **self.notes(checkpoint))
 
 
 def open_photo(path: str | Path, name: str) -> np.ndarray:
@@ -250,9 +256,9 @@ class Creator:
 
     # ------------------------------------------------------------------------------------------------ views
 
-    def front(self, params: np.ndarray) -> np.ndarray:
-        """The engine's screenshot of the character, front view (S, S, 3) uint8."""
-        return self._call(self.game.render, params)
+    def views(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The engine's screenshots of the character (S, S, 3) uint8: front, and turned THREE_QUARTER_YAW degrees."""
+        return self._call(lambda: (self.game.render(params), self.game.render(params, yaw_degrees=THREE_QUARTER_YAW)))
 
     # ------------------------------------------------------------------------------------------------ files
 
@@ -263,7 +269,11 @@ class Creator:
         return folder
 
     def write_preset(self, character: Character) -> Path:
-        """<stem>.json, the character's preset as the reconstruct tool writes it."""
-        path = self.folder(character) / f"{character.stem}.json"
-        path.write_text(preset_text(character.preset(self.checkpoint)))
-        return path
+        """<stem>.json, the character's preset as the reconstruct tool writes it (game.presets)."""
+        notes = character.notes(self.checkpoint)
+        return write_preset(self.folder(character) / f"{character.stem}.json", character.parameters, **notes)
+
+    def write_mesh(self, character: Character) -> Path:
+        """<stem>.glb, the character's head mesh (game.mesh_export: glTF binary, vertex colours)."""
+        mesh = self._call(character_mesh, character.parameters, self.game)
+        return write_mesh(mesh, self.folder(character) / f"{character.stem}.glb", "glb")

@@ -1,16 +1,17 @@
 """The photo-to-character tool: face photos -> game presets, engine renders and side-by-side comparisons.
 
     python -m eval.reconstruct photo.jpg [more.jpg ...] [--ckpt RUN.ckpt|MODEL.pt|none] [--out runs/reconstruct]
-                               [--no-skin-snap] [--size 256] [--all]
+                               [--no-skin-snap] [--size 256] [--all] [--mesh glb|obj]
 
 Per photo (per face with --all: <stem>_face<k>): <stem>.json (the preset: all 267 parameters by name, in table
 order, with the parameter-table version), <stem>_render.png (the game engine's screenshot of the preset) and
-<stem>_side_by_side.png (aligned photo | render). Without --ckpt the shipped default model reads the photo
-(weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face features + MLP head);
-`--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo that cannot be used
-(missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit status is 1 if any
-photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the turned photo; a
-grayscale photo keeps every colour slider neutral, with a warning.
+<stem>_side_by_side.png (aligned photo | render); with --mesh, <stem>.glb or <stem>.obj (the character's head mesh,
+game.mesh_export). `python -m game render <stem>.json` renders a preset again. Without --ckpt the shipped default
+model reads the photo (weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face
+features + MLP head); `--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo
+that cannot be used (missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit
+status is 1 if any photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the
+turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
 The arguments (--ckpt exists, --out can be written, the photos exist) are checked before the model loads.
 """
 
@@ -26,19 +27,32 @@ from PIL import Image
 
 from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
-from eval.character import COLOUR_SLIDERS, load_predictor, preset, preset_text, reconstruct_face
+from eval.character import COLOUR_SLIDERS, load_predictor, reconstruct_face
 from eval.preflight import file_problem, folder_problem, refuse
 from game import Game
+from game.mesh_export import MESH_FORMATS, character_mesh, write_mesh
+from game.presets import write_preset
 
 PROG = "python -m eval.reconstruct"
 
 
-def write_outputs(out: Path, stem: str, face: AlignedFace, params: np.ndarray, game: Game, meta: dict) -> None:
-    """<stem>.json, <stem>_render.png and <stem>_side_by_side.png (aligned photo | engine render)."""
+def write_outputs(
+    out: Path,
+    stem: str,
+    face: AlignedFace,
+    params: np.ndarray,
+    game: Game,
+    notes: dict,
+    mesh_format: str | None = None,
+) -> None:
+    """<stem>.json (the preset, game.presets, with `notes`), <stem>_render.png, <stem>_side_by_side.png (aligned
+    photo | engine render) and, with `mesh_format` ("glb" or "obj"), <stem>.<mesh_format>, the head's mesh."""
     render = game.render(params)
-    (out / f"{stem}.json").write_text(preset_text(meta))
+    write_preset(out / f"{stem}.json", params, **notes)
     Image.fromarray(render).save(out / f"{stem}_render.png")
     Image.fromarray(np.concatenate([face.image, render], axis=1)).save(out / f"{stem}_side_by_side.png")
+    if mesh_format:
+        write_mesh(character_mesh(params, game), out / f"{stem}.{mesh_format}", mesh_format)
 
 
 def photo_problem(path: Path) -> str | None:
@@ -73,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         dest="several",
         action="store_true",
         help="process every face of a photo with several (default: report and skip it)",
+    )
+    parser.add_argument(
+        "--mesh",
+        choices=MESH_FORMATS,
+        help="also write the character's head mesh beside its preset: glTF binary (.glb) or OBJ (.obj)",
     )
     args = parser.parse_args(argv)
     if args.size < 16:
@@ -137,16 +156,15 @@ def main(argv: list[str] | None = None) -> int:
                 stem += "_"
             stems.add(stem)
             params = reconstruct_face(face, predictor, args.snap_skin, colour)
-            meta = preset(
-                params,
-                args.snap_skin and colour,
-                str(path),
-                checkpoint,
-                grayscale=not colour,
-                turned_degrees=face.turned,
-            )
+            notes = {
+                "skin_tone_snapped": args.snap_skin and colour,
+                "source": str(path),
+                "checkpoint": checkpoint,
+                "grayscale": not colour,
+                "turned_degrees": face.turned,
+            }
             try:
-                write_outputs(args.out, stem, face, params, game, meta)
+                write_outputs(args.out, stem, face, params, game, notes, args.mesh)
             except OSError as error:  # disk full, folder removed meanwhile: nothing more can be written
                 refuse(PROG, f"writing {args.out / stem}: {error.strerror or error}")
             print(f"{path} -> {args.out / stem}.json (face score {face.score:.2f})")

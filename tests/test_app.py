@@ -92,6 +92,27 @@ def test_a_bad_upload_is_one_line_naming_the_file_and_the_next_photo_is_read(cre
     assert says in text and "median" not in text and "reading of this photo" in text
 
 
+def test_the_views_are_the_engines_front_and_three_quarter_and_the_mesh_is_the_characters(creator, astronaut):
+    import trimesh
+
+    from eval.creator import THREE_QUARTER_YAW
+    from game import Game
+
+    character = Character([astronaut])
+    character.edit("nose_length", 2.0)
+    front, turned = creator.views(character.parameters)
+    game = Game(creator.size)  # this thread's own engine: the views must be the engine's pictures
+    assert np.array_equal(front, game.render(character.parameters))
+    assert np.array_equal(turned, game.render(character.parameters, yaw_degrees=THREE_QUARTER_YAW))
+    assert np.abs(front.astype(int) - turned).mean() > 5
+    path = creator.write_mesh(character)
+    assert path.name == "astronaut.glb"
+    mesh = trimesh.load(path, force="mesh", process=False)
+    vertices = game.vertices(character.parameters)
+    assert len(mesh.vertices) == len(vertices)
+    np.testing.assert_allclose(mesh.bounds, [vertices.min(0), vertices.max(0)], atol=1e-5)
+
+
 def test_several_photos_give_the_median_and_a_grayscale_photo_leaves_the_colours_to_the_others(creator, photos):
     readings = creator.read_photos(upload(photos, "astronaut.png", "astronaut_grey.png", "whole.jpg"))
     assert [r.colour for r in readings] == [True, False, True]

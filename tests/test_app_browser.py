@@ -100,10 +100,10 @@ def wait_for(driver, condition, what: str, timeout: float = WAIT_S):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=f"waited for {what}")
 
 
-def front_view(driver) -> str:
+def front_view(driver, view: str = "front-view") -> str:
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.CSS_SELECTOR, "#front-view img").get_attribute("src")
+    return driver.find_element(By.CSS_SELECTOR, f"#{view} img").get_attribute("src")
 
 
 def picture(url: str) -> np.ndarray:
@@ -170,11 +170,12 @@ def test_a_photo_gives_a_character_a_slider_changes_it_and_the_preset_holds_the_
         group.click()  # a closed group's sliders are not in the page
     every = "[id^=slider-] input[type=number]"
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, every)) == 267, "all 267 sliders")
-    before = front_view(browser)
+    before = {view: front_view(browser, view) for view in ("front-view", "three-quarter-view")}
     browser.find_element(By.CSS_SELECTOR, f"#slider-{MOVED} input[type=range]").send_keys(Keys.END)
-    wait_for(browser, lambda d: front_view(d) != before, "the character to follow the slider")
-    change = np.abs(picture(front_view(browser)) - picture(before)).mean(-1)
-    assert (change > 30).mean() > 0.01  # a wider head: a visible band of pixels changed
+    for view, src in before.items():
+        wait_for(browser, lambda d, view=view, src=src: front_view(d, view) != src, f"the {view} to follow the slider")
+        change = np.abs(picture(front_view(browser, view)) - picture(src)).mean(-1)
+        assert (change > 30).mean() > 0.01, view  # a wider head: a visible band of pixels changed
 
     browser.execute_script("window.scrollTo(0, 0)")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -195,4 +196,17 @@ def test_a_photo_gives_a_character_a_slider_changes_it_and_the_preset_holds_the_
     assert set(shown) == set(preset["parameters"])
     worst = max(abs(shown[name] - value) for name, value in preset["parameters"].items())
     assert worst <= 0.005 + 1e-6  # the sliders show two decimals of the preset's values
+
+    import trimesh
+
+    from game import parameters as P
+    from game.engine import game_engine
+
+    browser.find_element(By.ID, "mesh-download").click()
+    mesh_file = downloads / "astronaut.glb"
+    wait_for(browser, lambda d: mesh_file.is_file() and mesh_file.stat().st_size > 0, "the mesh download", 30)
+    mesh = trimesh.load(mesh_file, force="mesh", process=False)
+    vertices = game_engine(256).vertices(np.array([preset["parameters"][name] for name in P.names()], np.float32))
+    assert len(mesh.vertices) == len(vertices)
+    np.testing.assert_allclose(mesh.bounds, [vertices.min(0), vertices.max(0)], atol=1e-5)  # the edited character
     assert not off_the_machine(requests_made(browser))
