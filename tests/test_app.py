@@ -254,3 +254,30 @@ def test_a_bad_ckpt_is_one_line_naming_it(run_cli, free_port, tmp_path, kind):
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
     assert lines[0].startswith(f"python -m eval.app: error: --ckpt {ckpt}")
     assert {"missing": "not found", "folder": "is a folder", "garbage": "not a readable checkpoint"}[kind] in lines[0]
+
+
+def test_no_default_model_is_one_line_saying_make_pretrained(monkeypatch, free_port, tmp_path, capsys):
+    from eval import app, descriptors
+
+    monkeypatch.setattr(descriptors, "DEFAULT_MODEL", tmp_path / "weights" / "model.pt")
+    with pytest.raises(SystemExit) as stop:
+        app.main(["--port", str(free_port)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and line.startswith(f"python -m eval.app: error: no default model: {tmp_path}")
+    assert "make pretrained" in line
+
+
+def test_a_model_of_another_parameter_table_is_one_line_naming_it(free_port, tmp_path, capsys):
+    import torch
+
+    from eval import app
+
+    saved = torch.load(default_model(), weights_only=True, map_location="cpu")
+    saved["export"]["parameter_table_version"] = "v0-000000000000"
+    old = tmp_path / "old.pt"
+    torch.save(saved, old)
+    with pytest.raises(SystemExit) as stop:
+        app.main(["--port", str(free_port), "--ckpt", str(old)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and line.startswith(f"python -m eval.app: error: --ckpt {old}: {old} uses parameter")
+    assert "v0-000000000000" in line and "the 267 parameters mean different things" in line
