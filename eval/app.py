@@ -11,6 +11,7 @@ out, eval/creator.py does the work). Without --ckpt the shipped default model re
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         creator = Creator(args.ckpt)
     except (OSError, KeyError, ValueError) as error:
         refuse(PROG, f"--ckpt {args.ckpt}: {error}")
+    # A stop by SIGTERM (a service manager, a test) closes the server and removes the download files, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         page = build_page(creator)
         print(f"{PROG}: the character creator, model {creator.checkpoint or 'none (the neutral face)'}", flush=True)
