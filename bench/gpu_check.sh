@@ -103,11 +103,11 @@ step fit_main 150 "$PY" -m lightning_modules.cli fit --config experiments/demo/m
 step engine_render 60 "$PY" - "$OUT/engine_gpu.json" "$RENDER_COUNT" "$RENDER_SIZE" <<'EOF'
 import json, sys, time
 import numpy as np
-from game.render import _process_context, render_backends
+from game.render import _thread_context, render_backends
 from game.engine import engine_renders
 out, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 report = {"backends": render_backends()}
-context, _ = _process_context()
+context, _ = _thread_context()
 report.update({key: context.info.get(key) for key in ("GL_VENDOR", "GL_RENDERER", "GL_VERSION")})
 parameters = np.random.default_rng(0).uniform(-2.5, 2.5, (count + 1, 267)).astype(np.float32)
 engine_renders(parameters[:1], size)  # builds the head and the GL resources

@@ -20,69 +20,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
+from eval.character import COLOUR_SLIDERS, load_predictor, reconstruct_face
 from eval.preflight import file_problem, folder_problem, refuse
 from game import Game
-from game import parameters as P
-from game.appearance import estimate_skin_tone
 from game.mesh_export import MESH_FORMATS, character_mesh, write_mesh
 from game.presets import write_preset
 
-Predictor = Callable[[torch.Tensor], torch.Tensor]
 PROG = "python -m eval.reconstruct"
-# The sliders that pick a hue or saturation: a grayscale photo cannot tell them, so they stay at 0 (the neutral face).
-COLOUR_SLIDERS = (
-    "skin_tone",
-    "skin_undertone",
-    "skin_redness",
-    "eye_color",
-    "sclera_tint",
-    "brow_color",
-    "hair_color",
-    "hair_redness",
-    "hair_saturation",
-    "lip_color",
-    "lip_saturation",
-    "blush_hue",
-    "eyeshadow_color",
-)
-
-
-def load_predictor(ckpt: str | Path | None) -> Predictor:
-    """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a model file or 'none'.
-
-    The file is read by eval.descriptors.load_parameter_model: a regression checkpoint (E and R), a reader
-    checkpoint or an exported reader (weights/default/model.pt), told apart by the keys it holds; the model runs
-    at the size it was trained at and other sizes are resized to it. 'none' (or None) predicts the neutral face,
-    all zeros. A file of another parameter table is refused: its 267 outputs mean other sliders.
-    """
-    if ckpt is None or str(ckpt).lower() == "none":
-        return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    return descriptors.ReaderDescriptor("model", *descriptors.load_parameter_model(ckpt))
-
-
-def reconstruct_face(face: AlignedFace, predictor: Predictor, snap_skin: bool, colour: bool = True) -> np.ndarray:
-    """(267,) float32 parameters of one aligned face; skin tone from the photo's own pixels if `snap_skin`.
-
-    Without `colour` (a grayscale photo) every slider of COLOUR_SLIDERS is neutral (0) and the skin is not snapped.
-    """
-    image = torch.from_numpy(face.image).permute(2, 0, 1)[None].float() / 255
-    params = predictor(image)[0].detach().cpu().double().numpy()
-    # R ends in 2.5 * tanh; the clip only guards stand-in predictors and float round-off.
-    params = np.clip(params, P.LOW, P.HIGH)
-    if not colour:
-        params[[P.index_of(name) for name in COLOUR_SLIDERS]] = 0
-    elif snap_skin:  # the regressor sees a domain-shifted photo; the skin's measured colour is more reliable
-        params[P.index_of("skin_tone")] = estimate_skin_tone(face.image)[0]
-    return P.validate(params, "predicted parameters")[0]
 
 
 def write_outputs(
