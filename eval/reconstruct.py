@@ -29,6 +29,7 @@ from PIL import Image
 
 from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
+from eval.fast_inference import fast_predictor
 from eval.preflight import file_problem, folder_problem, refuse
 from game import Game
 from game import parameters as P
@@ -54,17 +55,19 @@ COLOUR_SLIDERS = (
 )
 
 
-def load_predictor(ckpt: str | Path | None) -> Predictor:
+def load_predictor(ckpt: str | Path | None, size: int = 256) -> Predictor:
     """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a model file or 'none'.
 
     The file is read by eval.descriptors.load_parameter_model: a regression checkpoint (E and R), a reader
     checkpoint or an exported reader (weights/default/model.pt), told apart by the keys it holds; the model runs
-    at the size it was trained at and other sizes are resized to it. 'none' (or None) predicts the neutral face,
-    all zeros. A file of another parameter table is refused: its 267 outputs mean other sliders.
+    at the size it was trained at and other sizes are resized to it. Crops of `size` px take the fastest path that
+    agrees with torch (eval.fast_inference: onnxruntime, on an export made once into runs/onnx and reused), others
+    run eager. 'none' (or None) predicts the neutral face, all zeros. A file of another parameter table is refused:
+    its 267 outputs mean other sliders.
     """
     if ckpt is None or str(ckpt).lower() == "none":
         return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    return descriptors.ReaderDescriptor("model", *descriptors.load_parameter_model(ckpt))
+    return fast_predictor(ckpt, size)
 
 
 def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None, **notes) -> dict:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before the first render: importing triton (vector_quantize_pytorch, under the encoder) after Mesa's EGL
     # context exists crashes the process, as two LLVMs meet; the other order is fine.
     try:
-        predictor = load_predictor(args.ckpt)
+        predictor = load_predictor(args.ckpt, args.size)
     except (OSError, KeyError, ValueError) as error:
         refuse(PROG, f"--ckpt {args.ckpt}: {error}")
     game = Game(args.size)
