@@ -113,7 +113,7 @@ def main(argv=None) -> dict:
         help="images per call; default 1, a photo at a time as the photo tool and the app run (the ladder: 16)",
     )
     parser.add_argument("--models", nargs="+", choices=inference_paths.MODELS, default=list(inference_paths.MODELS))
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per path; the best counts")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per path; the best counts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="the GPU ladder instead of the CPU paths")
     parser.add_argument("--f2p-batch", type=int, default=8)

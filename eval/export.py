@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eval import descriptors
 from eval.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from eval.preflight import file_problem, folder_problem, refuse
+from eval.preflight import checkpoint_or_default, file_problem, folder_problem, refuse
 
 PROG = "python -m eval.export"
 
@@ -35,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size < 16:
         refuse(PROG, f"--size must be at least 16 px, got {args.size}")
-    if args.ckpt is None:
-        try:
-            args.ckpt = str(descriptors.default_model())
-        except FileNotFoundError as error:
-            refuse(PROG, str(error))
+    args.ckpt = checkpoint_or_default(PROG, args.ckpt)  # one line saying how to make the default when it is missing
     # Every argument is checked before the model loads: one line naming the file and the problem.
     if problem := file_problem(args.ckpt, "checkpoint file"):
         refuse(PROG, f"--ckpt {problem}")

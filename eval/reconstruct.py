@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
 from eval.fast_inference import fast_predictor
-from eval.preflight import file_problem, folder_problem, refuse
+from eval.preflight import checkpoint_or_default, file_problem, folder_problem, refuse
 from game import Game
 from game import parameters as P
 from game.appearance import estimate_skin_tone
@@ -142,11 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size < 16:
         refuse(PROG, f"--size must be at least 16 px, got {args.size}")
-    if args.ckpt is None:  # the shipped default model; one line saying how to make it when it is not there
-        try:
-            args.ckpt = str(descriptors.default_model())
-        except FileNotFoundError as error:
-            refuse(PROG, str(error))
+    args.ckpt = checkpoint_or_default(PROG, args.ckpt)  # one line saying how to make the default when it is missing
     checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
     # Every argument is checked before the model loads: one line naming the file and the problem.
     if checkpoint and (problem := file_problem(checkpoint, "checkpoint file")):
