@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval import descriptors
 from eval.align import AlignedFace
+from eval.fast_inference import fast_predictor
 from game import parameters as P
 from game.appearance import estimate_skin_tone
 
@@ -41,17 +41,19 @@ COLOUR_SLIDERS = (
 PRIOR_SPREAD = (P.HIGH - P.LOW) / np.sqrt(12)
 
 
-def load_predictor(ckpt: str | Path | None) -> Predictor:
+def load_predictor(ckpt: str | Path | None, size: int = 256) -> Predictor:
     """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a model file or 'none'.
 
     The file is read by eval.descriptors.load_parameter_model: a regression checkpoint (E and R), a reader
     checkpoint or an exported reader (weights/default/model.pt), told apart by the keys it holds; the model runs
-    at the size it was trained at and other sizes are resized to it. 'none' (or None) predicts the neutral face,
-    all zeros. A file of another parameter table is refused: its 267 outputs mean other sliders.
+    at the size it was trained at and other sizes are resized to it. Crops of `size` px take the fastest path that
+    agrees with torch (eval.fast_inference: onnxruntime, on an export made once into runs/onnx and reused), others
+    run eager. 'none' (or None) predicts the neutral face, all zeros. A file of another parameter table is refused:
+    its 267 outputs mean other sliders.
     """
     if ckpt is None or str(ckpt).lower() == "none":
         return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    return descriptors.ReaderDescriptor("model", *descriptors.load_parameter_model(ckpt))
+    return fast_predictor(ckpt, size)
 
 
 def read_face(face: AlignedFace, predictor: Predictor) -> np.ndarray:

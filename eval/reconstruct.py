@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
 from eval.character import COLOUR_SLIDERS, load_predictor, reconstruct_face
-from eval.preflight import file_problem, folder_problem, refuse
+from eval.preflight import checkpoint_or_default, file_problem, folder_problem, refuse
 from game import Game
 from game.mesh_export import MESH_FORMATS, character_mesh, write_mesh
 from game.presets import write_preset
@@ -96,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size < 16:
         refuse(PROG, f"--size must be at least 16 px, got {args.size}")
-    if args.ckpt is None:  # the shipped default model; one line saying how to make it when it is not there
-        try:
-            args.ckpt = str(descriptors.default_model())
-        except FileNotFoundError as error:
-            refuse(PROG, str(error))
+    args.ckpt = checkpoint_or_default(PROG, args.ckpt)  # one line saying how to make the default when it is missing
     checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
     # Every argument is checked before the model loads: one line naming the file and the problem.
     if checkpoint and (problem := file_problem(checkpoint, "checkpoint file")):
@@ -120,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before the first render: importing triton (vector_quantize_pytorch, under the encoder) after Mesa's EGL
     # context exists crashes the process, as two LLVMs meet; the other order is fine.
     try:
-        predictor = load_predictor(args.ckpt)
+        predictor = load_predictor(args.ckpt, args.size)
     except (OSError, KeyError, ValueError) as error:
         refuse(PROG, f"--ckpt {args.ckpt}: {error}")
     game = Game(args.size)
