@@ -203,7 +203,7 @@ class Creator:
         self.checkpoint = None if ckpt is None or str(ckpt).lower() == "none" else str(ckpt)
         self.size = size
         # The model first: importing triton after Mesa's EGL context exists crashes the process (game/render.py).
-        self.predictor = load_predictor(ckpt)
+        self.predictor = load_predictor(ckpt, size)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="creator")
         self._files = tempfile.TemporaryDirectory(prefix="likeness-app-")
         self.game = Game(size)
