@@ -3,14 +3,14 @@ SHELL := /bin/bash
 PY ?= .venv/bin/python
 EXP ?=
 SETUP_STAMP := .venv/.setup-stamp
-APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 chromium chromium-driver
 N ?= 2000
 SIZE ?= 256
 STYLE ?= game
 DATA ?= data/game-$(STYLE)-$(SIZE)
 LINT_PACKAGES = $(wildcard game models losses datamodules lightning_modules callbacks eval bench studies) tests
 
-.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main pretrained demo demo-ablations verify reconstruct bench clean-venv
+.PHONY: help setup lint test test-slow test-gpu data sheet train-imitator train-main pretrained demo demo-ablations verify reconstruct app bench clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ setup: $(SETUP_STAMP) ## install packages into .venv, the renderer's Debian pack
 $(SETUP_STAMP): pyproject.toml constraints.txt models/weights.py models/__main__.py
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
-	  else echo "Missing Debian packages for headless rendering; run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
+	  else echo "Missing Debian packages (headless rendering, the browser tests' chromium); run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; fi
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm; \
 	  else echo "npm is needed once to fetch face-api weights; run: sudo apt-get install -y nodejs npm"; exit 1; fi; fi
@@ -70,6 +70,9 @@ verify: setup ## face verification, Table 3 (CKPT=run.ckpt, default the shipped 
 
 reconstruct: setup ## photos -> character presets, engine renders, side-by-sides (PHOTOS='a.jpg b.jpg' CKPT=...|none, default the shipped model)
 	$(PY) -m eval.reconstruct $(PHOTOS) $(if $(CKPT),--ckpt $(CKPT)) --out runs/reconstruct
+
+app: setup ## the character creator in the browser: photos -> character, sliders, preset and mesh (PORT=7860 CKPT=...)
+	$(PY) -m eval.app --port $(or $(PORT),7860) $(if $(CKPT),--ckpt $(CKPT))
 
 bench: setup ## renderer speed and memory -> bench/results/*.json and bench/README.md
 	$(PY) -m bench.render

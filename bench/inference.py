@@ -1,27 +1,34 @@
-"""Inference speed: our one-pass regressor against F2P's per-photo optimisation, and FLOP utilisation.
+"""Inference speed on the CPU: which path runs our models fastest, their FLOP utilisation, F2P, photo alignment.
 
-`python -m bench.inference [--sizes 64 256]` writes bench/results/inference.json and a table in
-bench/README.md. Everything is a ratio measured in the same run: ours vs F2P (the paper's ~10^3 Hz vs
-~1 Hz claim), and achieved FLOP/s vs this machine's own dense-matmul FLOP/s (utilisation).
-Untrained networks: speed does not depend on the weights.
+`python -m bench.inference` (the default run) writes bench/results/inference.json and the table in
+bench/README.md: for the shipped default model and the paper's E + R (untrained: speed does not depend on the
+weights) at 64, 128 and 256 px, the eager, channels-last, torch.compile and onnxruntime paths (eval.fast_inference),
+each with images/s, its ratio to eager, its FLOP utilisation (against this machine's own dense matmul FLOP/s,
+measured in the same run) and whether its outputs are within 1e-4 of eager's; the fastest correct one is the row's
+`chosen` path. Also F2P's 400 optimisation steps beside the paper's rows (the paper's ~10^3 Hz vs ~1 Hz), and
+detection + landmarks per photo (eval/align.py). Library: bench/inference_paths.py.
 
 GPU: `python -m bench.inference --device cuda --sizes 256 --batch 1 256 --variants fp32 bf16 channels_last
-cudnn_benchmark compile --out FILE` (README untouched). Each variant adds one setting to the one before it
-(VARIANTS), so a row says what that setting bought; a variant that fails is recorded with its error. The
-references are the GPU's own bf16/fp32 matmul and a 3x3 128->128 conv at 64x64 (the layer that dominates
-E at 256 px), so utilisation is a ratio to what this card does on dense work, not to a datasheet.
+cudnn_benchmark compile --out FILE` (README untouched) measures the paper's E + R along a ladder of settings. Each
+variant adds one setting to the one before it (VARIANTS), so a row says what that setting bought; a variant that
+fails is recorded with its error. The references are the GPU's own bf16/fp32 matmul and a 3x3 128->128 conv at
+64x64 (the layer that dominates E at 256 px), so utilisation is a ratio to what this card does on dense work, not
+to a datasheet.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import inference_paths
 from bench.timing import (
     VARIANTS,
     conv_flops_per_second,
@@ -34,7 +41,6 @@ from bench.timing import (
 
 RESULTS = Path(__file__).with_name("results") / "inference.json"
 README = Path(__file__).with_name("README.md")
-F2P_STEPS = 400
 GOAL_IMAGES_PER_SECOND = 20_000  # the issue's target: bf16 on one H100 at 256 px
 
 
@@ -97,30 +103,26 @@ def ours(size: int, batch: int, device: str = "cpu", variant: str = "fp32") -> d
     return {"images_per_second": rate, "flops_per_image": flops, "flops_per_second": rate * flops}
 
 
-def f2p(size: int, batch: int, steps: int = 10, device: str = "cpu") -> dict:
-    """F2P's rate from a few optimisation steps, scaled to its 400 (each step costs the same)."""
-    from eval.baselines.f2p import F2P
-    from models.face_id import build_face_id
-    from models.imitator import Imitator
-
-    device = torch.device(device)
-    estimator = F2P(Imitator(image_size=size).eval().to(device), build_face_id("dlib").to(device), steps=steps)
-    estimator.content.to(device)
-    photos = torch.rand(batch, 3, size, size, device=device)
-    per_step = rate_per_second(lambda: estimator(photos), batch, repeats=2, device=device) * steps
-    return {"images_per_second": per_step / F2P_STEPS, "measured_steps": steps, "batch": batch}
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--batch", type=int, nargs="+", default=[16])
+    parser.add_argument("--sizes", type=int, nargs="+", help="px; default 64 128 256 (the ladder: 64 256)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        help="images per call; default 1, a photo at a time as the photo tool and the app run (the ladder: 16)",
+    )
+    parser.add_argument("--models", nargs="+", choices=inference_paths.MODELS, default=list(inference_paths.MODELS))
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per path; the best counts")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fp32"])
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="the GPU ladder instead of the CPU paths")
     parser.add_argument("--f2p-batch", type=int, default=8)
-    parser.add_argument("--f2p-steps", type=int, default=10)
+    parser.add_argument("--f2p-steps", type=int, default=10, help="0 leaves F2P out")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.variants is None:
+        return paths_run(args)
+    args.sizes, args.batch = args.sizes or [64, 256], args.batch or [16]
     machine = f"{device_name(args.device)}, {time.strftime('%Y-%m-%d')}"
     refs = references(args.device)
     report = {
@@ -140,7 +142,7 @@ def main(argv=None) -> dict:
 
     save()
     for size in args.sizes:
-        theirs = f2p(size, min(max(args.batch), args.f2p_batch), args.f2p_steps, args.device)
+        theirs = inference_paths.f2p(size, min(max(args.batch), args.f2p_batch), args.f2p_steps, args.device)
         for variant in args.variants:  # variants outermost: compilation, the slowest, comes last
             for batch in args.batch:
                 try:
@@ -185,37 +187,84 @@ def main(argv=None) -> dict:
         "met": best is not None and best >= GOAL_IMAGES_PER_SECOND,
     }
     save()
-    if args.out == RESULTS and torch.device(args.device).type == "cpu":
-        write_readme(report, machine)
     print(f"wrote {args.out}")
     return report
 
 
-def write_readme(report: dict, machine: str) -> None:
-    """The CPU table between the inference-bench markers of bench/README.md."""
-    peak = report["matmul_flops_per_second"]
-    table = [
-        "| px | ours images/s | F2P images/s (400 steps) | ours / F2P | GFLOP per image | GFLOP/s achieved "
-        "| matmul GFLOP/s | utilisation |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["rows"]:
-        table.append(
-            f"| {r['size']} | {r['ours']['images_per_second']:.1f} | {r['f2p']['images_per_second']:.4f} | "
-            f"{r['speedup_vs_f2p']:.0f}x | {r['ours']['flops_per_image'] / 1e9:.2f} | "
-            f"{r['ours']['flops_per_second'] / 1e9:.1f} | {peak / 1e9:.1f} | {r['flop_utilisation']:.0%} |"
-        )
+def paths_run(args) -> dict:
+    """The default CPU run (module docstring): rows of inference paths per model and size, alignment, README."""
+    if args.device != "cpu":
+        raise SystemExit("the inference paths are measured on the CPU; a GPU takes --variants (the ladder)")
+    import onnxruntime
+
+    batch = (args.batch or [1])[0]
+    # A fresh inductor cache: torch.compile's first call is timed as a new user meets it, not from an earlier run's.
+    cache = tempfile.TemporaryDirectory()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
+    refs = references("cpu")
+    refs["fp32"]["matmul"] = max(refs["fp32"]["matmul"], inference_paths.matmul_reference())
+    report = {
+        "machine": f"{device_name('cpu')}, {time.strftime('%Y-%m-%d')}",
+        "device": device_name("cpu"),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": inference_paths.load_average(),
+        "matmul_flops_per_second": refs["fp32"]["matmul"],
+        "references_flops_per_second": refs,
+        "rows": [],
+        "errors": [],
+    }
+
+    def save() -> None:  # after every row: a run cut short keeps what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    save()
+    report["alignment"] = inference_paths.alignment_milliseconds()
+    save()
+    inference_paths.path_rows(
+        args.models,
+        args.sizes or inference_paths.SIZES,
+        batch,
+        args.rounds,
+        args.f2p_batch,
+        args.f2p_steps,
+        report["matmul_flops_per_second"],
+        report,
+        save,
+    )
+    report["load_average_at_end"] = inference_paths.load_average()
+    # Utilisation against the best matmul rate seen at either end of the run (the cores were shared).
+    report["matmul_flops_per_second_at_end"] = inference_paths.matmul_reference()
+    inference_paths.set_utilisation(
+        report, max(report["matmul_flops_per_second"], report["matmul_flops_per_second_at_end"])
+    )
+    save()
+    cache.cleanup()
+    if args.out == RESULTS:
+        write_readme(report)
+    print(inference_paths.summary(report))
+    print(f"wrote {args.out}")
+    return report
+
+
+def write_readme(report: dict) -> None:
+    """The paths table between the inference-bench markers of bench/README.md."""
     begin, end = "<!-- inference-bench:begin -->", "<!-- inference-bench:end -->"
+    load = ", ".join(f"{x:g}" for x in report["load_average_at_start"])
     block = (
-        f"{begin}\nMeasured by `python -m bench.inference` on {machine} (CPU; no GPU was lent).\n\n"
-        + "\n".join(table)
+        f"{begin}\nMeasured by `python -m bench.inference` on {report['machine']} (CPU, batch "
+        f"{report['rows'][0]['batch'] if report['rows'] else 1}; load average {load} at the start: the machine was "
+        "shared with a training run, so read the ratios, not the absolute rates).\n\n"
+        + inference_paths.readme_block(report)
         + f"\n{end}"
     )
     text = README.read_text()
     if begin in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
-        text += "\n## Inference: ours vs F2P, and FLOP utilisation\n\n" + block + "\n"
+        text += "\n## Inference paths\n\n" + block + "\n"
     README.write_text(text)
     print(f"wrote {README}")
 

@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> dict:
     for flag in ("identities", "photos_per_identity", "size", "pairs_per_fold", "lineup_size", "batch_size"):
         if getattr(args, flag) < 1:
             refuse(PROG, f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    try:
+        held_out.check_shape(args.identities, args.photos_per_identity, args.pairs_per_fold, args.lineup_size)
+    except ValueError as error:
+        refuse(PROG, f"--identities {args.identities} --photos-per-identity {args.photos_per_identity}: {error}")
     out = Path(args.out)
     if problem := folder_problem(out.parent):
         refuse(PROG, f"--out {out}: {problem}")

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "default" / "model.pt"
 
 
-def _resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
+def resize_to(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Images (B, 3, S, S) resized to size x size the way every reader sees them (antialiased bilinear); None or
+    the same size: unchanged."""
     if size is None or images.shape[-1] == size:
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -39,7 +41,7 @@ class ReaderDescriptor:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        output = self.reader(_resize(images.to(self.device), self.image_size))
+        output = self.reader(resize_to(images.to(self.device), self.image_size))
         return output if isinstance(output, torch.Tensor) else output.parameters
 
 

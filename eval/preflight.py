@@ -42,3 +42,16 @@ def folder_problem(folder: str | Path) -> str | None:
     except OSError as error:
         return f"cannot write into {existing} ({error.strerror or error})"
     return None
+
+
+def checkpoint_or_default(prog: str, ckpt: str | None) -> str:
+    """`ckpt` as given, else the shipped default model's path (eval.descriptors.DEFAULT_MODEL); when that is not
+    there, `refuse` with the one line saying how to make it."""
+    if ckpt is not None:
+        return ckpt
+    from eval.descriptors import default_model
+
+    try:
+        return str(default_model())
+    except FileNotFoundError as error:
+        refuse(prog, str(error))

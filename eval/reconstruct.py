@@ -1,106 +1,57 @@
 """The photo-to-character tool: face photos -> game presets, engine renders and side-by-side comparisons.
 
     python -m eval.reconstruct photo.jpg [more.jpg ...] [--ckpt RUN.ckpt|MODEL.pt|none] [--out runs/reconstruct]
-                               [--no-skin-snap] [--size 256] [--all]
+                               [--no-skin-snap] [--size 256] [--all] [--mesh glb|obj]
 
 Per photo (per face with --all: <stem>_face<k>): <stem>.json (the preset: all 267 parameters by name, in table
 order, with the parameter-table version), <stem>_render.png (the game engine's screenshot of the preset) and
-<stem>_side_by_side.png (aligned photo | render). Without --ckpt the shipped default model reads the photo
-(weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face features + MLP head);
-`--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo that cannot be used
-(missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit status is 1 if any
-photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the turned photo; a
-grayscale photo keeps every colour slider neutral, with a warning.
+<stem>_side_by_side.png (aligned photo | render); with --mesh, <stem>.glb or <stem>.obj (the character's head mesh,
+game.mesh_export). `python -m game render <stem>.json` renders a preset again. Without --ckpt the shipped default
+model reads the photo (weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face
+features + MLP head); `--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo
+that cannot be used (missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit
+status is 1 if any photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the
+turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
 The arguments (--ckpt exists, --out can be written, the photos exist) are checked before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from eval import descriptors
 from eval.align import AlignedFace, align_photo, is_grayscale, read_photo
-from eval.preflight import file_problem, folder_problem, refuse
+from eval.character import COLOUR_SLIDERS, load_predictor, reconstruct_face
+from eval.preflight import checkpoint_or_default, file_problem, folder_problem, refuse
 from game import Game
-from game import parameters as P
-from game.appearance import estimate_skin_tone
+from game.mesh_export import MESH_FORMATS, character_mesh, write_mesh
+from game.presets import write_preset
 
-Predictor = Callable[[torch.Tensor], torch.Tensor]
 PROG = "python -m eval.reconstruct"
-# The sliders that pick a hue or saturation: a grayscale photo cannot tell them, so they stay at 0 (the neutral face).
-COLOUR_SLIDERS = (
-    "skin_tone",
-    "skin_undertone",
-    "skin_redness",
-    "eye_color",
-    "sclera_tint",
-    "brow_color",
-    "hair_color",
-    "hair_redness",
-    "hair_saturation",
-    "lip_color",
-    "lip_saturation",
-    "blush_hue",
-    "eyeshadow_color",
-)
 
 
-def load_predictor(ckpt: str | Path | None) -> Predictor:
-    """images (B, 3, S, S) float RGB in [0, 1] -> parameters (B, 267), from a model file or 'none'.
-
-    The file is read by eval.descriptors.load_parameter_model: a regression checkpoint (E and R), a reader
-    checkpoint or an exported reader (weights/default/model.pt), told apart by the keys it holds; the model runs
-    at the size it was trained at and other sizes are resized to it. 'none' (or None) predicts the neutral face,
-    all zeros. A file of another parameter table is refused: its 267 outputs mean other sliders.
-    """
-    if ckpt is None or str(ckpt).lower() == "none":
-        return lambda images: torch.zeros(len(images), P.NUM_PARAMETERS)
-    return descriptors.ReaderDescriptor("model", *descriptors.load_parameter_model(ckpt))
-
-
-def preset(params: np.ndarray, snapped: bool, source: str, checkpoint: str | None, **notes) -> dict:
-    """The JSON preset of one character: every parameter by name in table order, and where it came from."""
-    return {
-        "parameter_table_version": P.TABLE_VERSION,
-        "parameters": {name: float(v) for name, v in zip(P.names(), params)},
-        "skin_tone_snapped": snapped,
-        "source": source,
-        "checkpoint": checkpoint,
-        **notes,
-    }
-
-
-def reconstruct_face(face: AlignedFace, predictor: Predictor, snap_skin: bool, colour: bool = True) -> np.ndarray:
-    """(267,) float32 parameters of one aligned face; skin tone from the photo's own pixels if `snap_skin`.
-
-    Without `colour` (a grayscale photo) every slider of COLOUR_SLIDERS is neutral (0) and the skin is not snapped.
-    """
-    image = torch.from_numpy(face.image).permute(2, 0, 1)[None].float() / 255
-    params = predictor(image)[0].detach().cpu().double().numpy()
-    # R ends in 2.5 * tanh; the clip only guards stand-in predictors and float round-off.
-    params = np.clip(params, P.LOW, P.HIGH)
-    if not colour:
-        params[[P.index_of(name) for name in COLOUR_SLIDERS]] = 0
-    elif snap_skin:  # the regressor sees a domain-shifted photo; the skin's measured colour is more reliable
-        params[P.index_of("skin_tone")] = estimate_skin_tone(face.image)[0]
-    return P.validate(params, "predicted parameters")[0]
-
-
-def write_outputs(out: Path, stem: str, face: AlignedFace, params: np.ndarray, game: Game, meta: dict) -> None:
-    """<stem>.json, <stem>_render.png and <stem>_side_by_side.png (aligned photo | engine render)."""
+def write_outputs(
+    out: Path,
+    stem: str,
+    face: AlignedFace,
+    params: np.ndarray,
+    game: Game,
+    notes: dict,
+    mesh_format: str | None = None,
+) -> None:
+    """<stem>.json (the preset, game.presets, with `notes`), <stem>_render.png, <stem>_side_by_side.png (aligned
+    photo | engine render) and, with `mesh_format` ("glb" or "obj"), <stem>.<mesh_format>, the head's mesh."""
     render = game.render(params)
-    (out / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_preset(out / f"{stem}.json", params, **notes)
     Image.fromarray(render).save(out / f"{stem}_render.png")
     Image.fromarray(np.concatenate([face.image, render], axis=1)).save(out / f"{stem}_side_by_side.png")
+    if mesh_format:
+        write_mesh(character_mesh(params, game), out / f"{stem}.{mesh_format}", mesh_format)
 
 
 def photo_problem(path: Path) -> str | None:
@@ -136,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="process every face of a photo with several (default: report and skip it)",
     )
+    parser.add_argument(
+        "--mesh",
+        choices=MESH_FORMATS,
+        help="also write the character's head mesh beside its preset: glTF binary (.glb) or OBJ (.obj)",
+    )
     args = parser.parse_args(argv)
     if args.size < 16:
         refuse(PROG, f"--size must be at least 16 px, got {args.size}")
-    if args.ckpt is None:  # the shipped default model; one line saying how to make it when it is not there
-        try:
-            args.ckpt = str(descriptors.default_model())
-        except FileNotFoundError as error:
-            refuse(PROG, str(error))
+    args.ckpt = checkpoint_or_default(PROG, args.ckpt)  # one line saying how to make the default when it is missing
     checkpoint = None if args.ckpt.lower() == "none" else str(args.ckpt)
     # Every argument is checked before the model loads: one line naming the file and the problem.
     if checkpoint and (problem := file_problem(checkpoint, "checkpoint file")):
@@ -163,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before the first render: importing triton (vector_quantize_pytorch, under the encoder) after Mesa's EGL
     # context exists crashes the process, as two LLVMs meet; the other order is fine.
     try:
-        predictor = load_predictor(args.ckpt)
+        predictor = load_predictor(args.ckpt, args.size)
     except (OSError, KeyError, ValueError) as error:
         refuse(PROG, f"--ckpt {args.ckpt}: {error}")
     game = Game(args.size)
@@ -199,16 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                 stem += "_"
             stems.add(stem)
             params = reconstruct_face(face, predictor, args.snap_skin, colour)
-            meta = preset(
-                params,
-                args.snap_skin and colour,
-                str(path),
-                checkpoint,
-                grayscale=not colour,
-                turned_degrees=face.turned,
-            )
+            notes = {
+                "skin_tone_snapped": args.snap_skin and colour,
+                "source": str(path),
+                "checkpoint": checkpoint,
+                "grayscale": not colour,
+                "turned_degrees": face.turned,
+            }
             try:
-                write_outputs(args.out, stem, face, params, game, meta)
+                write_outputs(args.out, stem, face, params, game, notes, args.mesh)
             except OSError as error:  # disk full, folder removed meanwhile: nothing more can be written
                 refuse(PROG, f"writing {args.out / stem}: {error.strerror or error}")
             print(f"{path} -> {args.out / stem}.json (face score {face.score:.2f})")

@@ -80,25 +80,37 @@ def _render(args) -> None:
 
     from game import parameters as P
     from game.engine import Game
+    from game.presets import read_preset
 
-    params = P.read_rows(args.params)
+    source = Path(args.params)
+    if source.suffix.lower() == ".json":  # one character's preset, named after it
+        params, names = read_preset(source)[None], [source.stem]
+    else:
+        params = P.read_rows(source)
+        names = [f"{i:04d}" for i in range(len(params))]
     out = Path(args.out)
     _check_output_folder(out, "--out")
     game = Game(args.size, args.style)
     for i, row in enumerate(params):
         image = game.render(row, np.random.default_rng([args.seed, i]))
-        path = out / f"{i:04d}.png"
         ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # the bytes cv2.imwrite writes
-        try:
-            if not ok:
-                raise OSError("PNG encoding failed")
-            out.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data.tobytes())
-        except OSError as error:
-            raise OSError(
-                f"{path}: cannot write ({error.strerror or error}); {i} of {len(params)} images written"
-            ) from None
-    print(f"{len(params)} images in {args.out}")
+        files = [(out / f"{names[i]}.png", data.tobytes() if ok else None)]
+        if args.mesh:
+            from game.mesh_export import character_mesh, mesh_bytes
+
+            files.append((out / f"{names[i]}.{args.mesh}", mesh_bytes(character_mesh(row, game), args.mesh)))
+        for path, content in files:
+            try:
+                if content is None:
+                    raise OSError("PNG encoding failed")
+                out.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            except OSError as error:
+                raise OSError(
+                    f"{path}: cannot write ({error.strerror or error}); {i} of {len(params)} characters written"
+                ) from None
+    meshes = f" and {args.mesh.upper()} meshes" if args.mesh else ""
+    print(f"{len(params)} images{meshes} in {args.out}")
 
 
 def _check_output_folder(path: Path, argument: str) -> None:
@@ -207,12 +219,21 @@ def main(argv=None) -> None:
     sens.add_argument("--size", type=SIZE, default=256)
     sens.add_argument("--faces", type=_at_least(1), default=8)
     sens.set_defaults(run=_sensitivity)
-    render = sub.add_parser("render", help="render parameter rows (.npy or .csv) to PNGs")
-    render.add_argument("params")
+    render = sub.add_parser(
+        "render",
+        help="render parameter rows (.npy or .csv) or a preset (.json) to PNGs, optionally with meshes",
+        description="Render characters to PNGs: rows of a .npy or .csv parameter file as OUT/0000.png, "
+        "OUT/0001.png, ..., or a preset JSON (as python -m eval.reconstruct writes it) as OUT/<preset name>.png. "
+        "With --mesh, each character's head is also written beside its PNG as a glTF binary (.glb, linear-light "
+        "vertex colours) or an OBJ (sRGB vertex colours on the v lines), in the game's units: 1 = the neutral "
+        "inter-ocular distance, y up, the face towards +z (docs/contracts.md).",
+    )
+    render.add_argument("params", help="a .npy or .csv file of parameter rows, or a preset .json")
     render.add_argument("--out", default="runs/render")
     render.add_argument("--size", type=SIZE, default=256)
     render.add_argument("--style", choices=("game", "photo"), default="game")
     render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--mesh", choices=("glb", "obj"), help="also write each character's head mesh in this format")
     render.set_defaults(run=_render)
     args = parser.parse_args(argv)
     try:

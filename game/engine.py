@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -114,15 +115,30 @@ class Game:
         """(V, 3) world-space vertices of the character."""
         return self.rig.deform(params)
 
-    def render(self, params: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """One screenshot (S, S, 3) uint8 RGB; the photo style draws its randomness from `rng`."""
-        return self.render_with_points(params, rng)[0]
+    def turned(self, vertices: np.ndarray, yaw_degrees: float) -> np.ndarray:
+        """Head vertices turned by `yaw_degrees` about the neck's vertical axis (positive: nose to image right)."""
+        if not isinstance(yaw_degrees, numbers.Real) or isinstance(yaw_degrees, bool) or not np.isfinite(yaw_degrees):
+            raise ValueError(f"yaw_degrees must be a finite number of degrees, got {yaw_degrees!r}")
+        if yaw_degrees == 0.0:  # untouched, so the front view stays bit-identical to renders made without a yaw
+            return vertices
+        return (vertices - NECK_PIVOT) @ camera.rotation(yaw_degrees, 0.0, 0.0).T + NECK_PIVOT
 
-    def render_with_points(self, params, rng=None) -> tuple[np.ndarray, np.ndarray]:
-        """(screenshot, (5, 2) pixel positions of the template points in it)."""
+    def render(
+        self, params: np.ndarray, rng: np.random.Generator | None = None, yaw_degrees: float = 0.0
+    ) -> np.ndarray:
+        """One screenshot (S, S, 3) uint8 RGB; the photo style draws its randomness from `rng`.
+
+        `yaw_degrees` turns the character on a turntable under the fixed camera and light (35 gives a
+        three-quarter view with the nose towards the image's right; 0, the default, is the game's front view).
+        """
+        return self.render_with_points(params, rng, yaw_degrees)[0]
+
+    def render_with_points(self, params, rng=None, yaw_degrees: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(screenshot, (5, 2) pixel positions of the template points in it); `yaw_degrees` as in `render`."""
         params = P.validate(params, "Game.render")[0]
         extra_rng = self._extra_rng(rng)
         vertices = self.vertices(self.extras.expression(params, extra_rng) if extra_rng else params)
+        vertices = self.turned(vertices, yaw_degrees)  # the whole bust turns on the turntable
         if self.style == "game":
             view_proj, lighting = self.camera, Lighting.studio()
             shade = self.appearance.shade(params)
@@ -143,12 +159,13 @@ class Game:
         points = camera.project(self.template_points(vertices), view_proj, self.size)
         return image, points
 
-    def photo_points(self, params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(5, 2) pixel positions of the template points in the photo that `render(params, rng)` makes,
-        without rendering it (the same draws from a fresh copy of `rng`)."""
+    def photo_points(self, params: np.ndarray, rng: np.random.Generator, yaw_degrees: float = 0.0) -> np.ndarray:
+        """(5, 2) pixel positions of the template points in the photo that `render(params, rng, yaw_degrees)`
+        makes, without rendering it (the same draws from a fresh copy of `rng`)."""
         params = P.validate(params, "Game.photo_points")[0]
         extra_rng = self._extra_rng(rng)
         vertices = self.vertices(self.extras.expression(params, extra_rng) if extra_rng else params)
+        vertices = self.turned(vertices, yaw_degrees)
         _, vertices, view_proj = self._pose_photo(vertices, rng)
         return camera.project(self.template_points(vertices), view_proj, self.size)
 

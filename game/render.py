@@ -11,9 +11,11 @@ Engine v2's per-pixel detail (a per-vertex `material` and texture coordinates in
 skin grain and softer skin light, stubble stipple, hair streaks) is MeshRenderer's only; without a material
 (or with zeros) MeshRenderer draws exactly the shared v1 model, which is all NvdiffrastRenderer draws.
 
-Processes and threads: each process makes its own context on its first render (keyed by os.getpid(), so
-a renderer pickled into a worker, or inherited through fork, rebuilds its GL objects there). Render from
-one thread per process: the context is current in the thread that made it.
+Processes and threads: each thread of each process makes its own context on its first render (an EGL context is
+current in the thread that made it; a thread-local keyed by os.getpid(), so a renderer pickled into a worker, or
+inherited through fork, rebuilds its GL objects there). A renderer's GL objects belong to the context of the thread
+that made them: used from another thread, it makes them anew there. Render from one thread where you can (the web
+app runs every render on one thread of its own, eval/creator.py): each thread costs a context.
 Fork safety: an EGL context made in a parent before fork() hangs llvmpipe in the children (its worker
 threads hold locks), even after the context is released. The first render in a process therefore sets
 `LP_NUM_THREADS=0` unless the caller set it: llvmpipe then rasterises in the calling thread (parallelism
@@ -27,6 +29,7 @@ import contextlib
 import ctypes.util
 import importlib.util
 import os
+import threading
 import time
 
 import cv2
@@ -164,7 +167,7 @@ void main() {
 
 _FLOATS_PER_VERTEX = 14  # position 3, normal 3, colour 3, gloss 1, uv 2, material 2 (packed)
 _FLAT_DETAIL = np.array([128, 128, 0, 128], np.uint8)  # a detail texel that changes nothing
-_PROCESS_GL: dict = {"pid": None, "ctx": None, "programs": {}}  # this process's one EGL context
+_THREAD_GL = threading.local()  # this thread's EGL context: .made = (pid, ctx, {detail_shading: program})
 
 
 def _load_llvm_users_first() -> None:
@@ -177,17 +180,21 @@ def _load_llvm_users_first() -> None:
         import triton  # noqa: F401
 
 
-def _process_context(detail_shading: bool = True):
-    """This process's moderngl context and shader program, made on first use (never inherited across fork)."""
+def _thread_context(create: bool = True, detail_shading: bool = True):
+    """This thread's moderngl context and shader program (the detail or the plain one), made on first use (never
+    inherited across fork); with `create` False, (None, None) when this thread has none."""
     pid = os.getpid()
-    if _PROCESS_GL["pid"] != pid:
+    made = getattr(_THREAD_GL, "made", None)
+    if made is None or made[0] != pid:
+        if not create:
+            return None, None
         import moderngl
 
         _load_llvm_users_first()
         os.environ.setdefault("LP_NUM_THREADS", "0")  # see the module docstring: keeps fork() usable
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
-        _PROCESS_GL.update(pid=pid, ctx=ctx, programs={})
-    ctx, programs = _PROCESS_GL["ctx"], _PROCESS_GL["programs"]
+        _THREAD_GL.made = made = (pid, ctx, {})
+    ctx, programs = made[1], made[2]
     if detail_shading not in programs:
         fragment = _FRAGMENT_SHADER if detail_shading else _PLAIN_FRAGMENT_SHADER
         programs[detail_shading] = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=fragment)
@@ -274,7 +281,7 @@ class MeshRenderer:
         self.detail_shading = bool(detail_shading)
         self.last_timings: dict[str, float] = {}
         self._incidence = None  # (V, F) sparse, made for the first vertex count seen
-        self._gl = None  # per-process GL resources; never pickled
+        self._gl = None  # GL resources in the context of the thread that made them; never pickled
 
     # pickling: a copy in another process makes its own context and resources on its first render
     def __getstate__(self):
@@ -292,26 +299,27 @@ class MeshRenderer:
         self.close()
 
     def close(self) -> None:
-        """Free this renderer's GL buffers and framebuffers (the process's context stays for other renderers)."""
+        """Free this renderer's GL buffers and framebuffers (the thread's context stays for other renderers)."""
         gl, self._gl = self._gl, None
-        if gl is not None and gl["pid"] == os.getpid():
+        if gl is not None and gl["ctx"] is _thread_context(create=False)[0]:
             for name in ("vao", "vbo", "ibo", "fbo_ms", "fbo", "color_ms", "depth_ms", "color", "detail"):
                 if gl.get(name) is not None:
                     gl[name].release()
 
     def _resources(self, num_vertices: int) -> dict:
-        if self._gl is not None and self._gl["pid"] == os.getpid() and self._gl["num_vertices"] == num_vertices:
+        ctx, program = _thread_context(detail_shading=self.detail_shading)
+        if self._gl is not None and self._gl["ctx"] is ctx and self._gl["num_vertices"] == num_vertices:
             return self._gl
-        if self._gl is not None and self._gl["pid"] == os.getpid():
+        if self._gl is not None and self._gl["ctx"] is ctx:
             self.close()  # vertex count changed
-        self._gl = None  # resources inherited through fork() belong to the parent's context: drop, never release
+        # Resources inherited through fork(), or made in another thread, belong to another context: drop, never release.
+        self._gl = None
         t0 = time.perf_counter()
         import moderngl
 
-        ctx, program = _process_context(self.detail_shading)
         size = (self.size * self.supersample,) * 2
         samples = min(max(self.samples, 0), ctx.max_samples)
-        gl = {"pid": os.getpid(), "num_vertices": num_vertices, "ctx": ctx}
+        gl = {"num_vertices": num_vertices, "ctx": ctx}
         gl["color"] = ctx.renderbuffer(size, components=4)
         gl["fbo"] = ctx.framebuffer(color_attachments=[gl["color"]])
         if samples > 1:

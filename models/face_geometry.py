@@ -48,20 +48,64 @@ def square_crop_to_template(side: float, centre: tuple[float, float], size: int)
     return np.array([[step, 0.0, centre[0] - side / 2 + 0.5 * step], [0.0, step, centre[1] - side / 2 + 0.5 * step]])
 
 
+ROTATION_SQUARINGS = 24  # power steps 2^24 on Horn's shifted 4x4 matrix: converged to float64 for any real gap
+
+
+def _horn_matrix(covariance: torch.Tensor) -> torch.Tensor:
+    """Horn's (1987) symmetric 4x4 matrix (B, 4, 4) of a covariance H = sum p q^T (B, 3, 3): the unit quaternion
+    of the rotation R maximising trace(R H) is its top eigenvector, and trace(R H) its top eigenvalue."""
+    (sxx, sxy, sxz), (syx, syy, syz), (szx, szy, szz) = (covariance[:, i].unbind(-1) for i in range(3))
+    rows = [
+        [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+        [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+        [szx - sxz, sxy + syx, syy - sxx - szz, syz + szy],
+        [sxy - syx, szx + sxz, syz + szy, szz - sxx - syy],
+    ]
+    return torch.stack([torch.stack(row, -1) for row in rows], -2)
+
+
+def _top_eigenvector(matrix: torch.Tensor) -> torch.Tensor:
+    """Unit eigenvector (B, 4) of the largest eigenvalue of symmetric (B, 4, 4) matrices, by repeated squaring.
+
+    Written by hand because ONNX has no eigen- or singular-value solver (eval.export): shifted by its Frobenius
+    norm the matrix is positive semi-definite with the same top eigenvector, and each trace-normalised squaring
+    doubles the power, so 2^ROTATION_SQUARINGS power steps end on the projector v v^T; its largest diagonal
+    entry picks a column, which is v up to sign (a quaternion's sign does not change its rotation).
+    """
+    norm = matrix.square().sum((1, 2)).sqrt() + torch.finfo(matrix.dtype).tiny
+    power = matrix + norm[:, None, None] * torch.eye(4, dtype=matrix.dtype, device=matrix.device)
+    for _ in range(ROTATION_SQUARINGS):
+        power = power / power.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None]
+        power = power @ power
+    column = power.diagonal(dim1=1, dim2=2).argmax(-1)  # (B,)
+    vector = power.gather(2, column[:, None, None].expand(-1, 4, 1))[..., 0]
+    return vector / vector.norm(dim=-1, keepdim=True)
+
+
+def _quaternion_to_rotation(q: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (B, 4) as (w, x, y, z) -> rotation matrices (B, 3, 3)."""
+    w, x, y, z = q.unbind(-1)
+    rows = [
+        [w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (y * x + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+        [2 * (z * x - w * y), 2 * (z * y + w * x), w * w - x * x - y * y + z * z],
+    ]
+    return torch.stack([torch.stack(row, -1) for row in rows], -2)
+
+
 def procrustes(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Similarity-align each point set (B, N, 3) to a centred reference (N, 3): best scale, rotation and shift.
 
-    Umeyama's least-squares solution (no reflection), differentiable: the 3x3 SVD has distinct singular
-    values for any face-like point cloud, so its gradient is well defined.
+    The least-squares solution with a proper rotation (Umeyama's, whose SVD with the reflection fix it equals:
+    tests/test_face_geometry.py), found as Horn's quaternion, the top eigenvector of a 4x4 symmetric matrix, in
+    float64 by repeated squaring: no SVD, so the graph exports to ONNX (eval.export); differentiable (for a
+    face-like point cloud the top eigenvalue is well separated). Returns the input's dtype.
     """
     centred = points - points.mean(1, keepdim=True)
-    covariance = centred.transpose(1, 2) @ reference  # (B, 3, 3)
-    u, singular, vh = torch.linalg.svd(covariance)
-    sign = torch.sign(torch.linalg.det(vh.transpose(1, 2) @ u.transpose(1, 2)))
-    signs = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], -1)  # (B, 3)
-    rotation = vh.transpose(1, 2) @ torch.diag_embed(signs) @ u.transpose(1, 2)  # maps points onto the reference
-    scale = (singular * signs).sum(-1) / centred.square().sum((1, 2))
-    return scale[:, None, None] * centred @ rotation.transpose(1, 2)
+    covariance = (centred.transpose(1, 2) @ reference).double()  # (B, 3, 3) H = sum p q^T
+    rotation = _quaternion_to_rotation(_top_eigenvector(_horn_matrix(covariance)))  # maps points onto the reference
+    scale = (rotation * covariance.transpose(1, 2)).sum((1, 2)) / centred.double().square().sum((1, 2))  # tr(R H)/|p|^2
+    return (scale[:, None, None] * centred.double() @ rotation.transpose(1, 2)).to(points.dtype)
 
 
 # ------------------------------------------------------------------------------------------------------------

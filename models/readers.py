@@ -132,11 +132,12 @@ class FaceFeatureReader(nn.Module):
             self.feature_square_sum += sums[1]
             self.statistics_rows += rows
             self.statistics_batches_seen += 1
-        if self.statistics_rows == 0:
-            return features
-        mean = self.feature_sum / self.statistics_rows
-        std = (self.feature_square_sum / self.statistics_rows - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-6)
-        return ((features.double() - mean) / std).float()
+        rows = self.statistics_rows.clamp_min(1.0)  # counts are whole: this only keeps 0 / 0 out of the graph
+        mean = self.feature_sum / rows
+        std = (self.feature_square_sum / rows - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-6)
+        standardised = ((features.double() - mean) / std).float()
+        # A select, not a Python `if` on a buffer: the graph then exports (eval.export) with the choice in it.
+        return torch.where(self.statistics_rows > 0, standardised, features)
 
     def forward(self, images: torch.Tensor) -> ReaderOutput:
         """Images (B, 3, S, S) in [0, 1], template-aligned -> parameters (B, 267), no auxiliary loss."""

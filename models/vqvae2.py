@@ -179,8 +179,22 @@ class Quantizer(nn.Module):
         """The (n_embed, dim) code vectors."""
         return self.vq.codebook
 
+    def nearest(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode quantisation of z (B, dim, H, W) on the learnt codebook: (each vector's nearest code
+        (B, dim, H, W), code indices (B, H, W)). The library's eval path (argmin of cdist, then a gather) written
+        out, without its k-means-init branch on a buffer, so the encoder exports to ONNX (eval.export)."""
+        batch, dim, height, width = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, dim)
+        codebook = self.codebook
+        distances = flat.square().sum(1, keepdim=True) + codebook.square().sum(1) - 2 * flat @ codebook.T
+        indices = distances.argmin(1)
+        quantized = codebook[indices].reshape(batch, height, width, dim).permute(0, 3, 1, 2)
+        return quantized, indices.reshape(batch, height, width)
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Quantise z (B, dim, H, W): straight-through codes (fp32), alpha * commitment, usage stats."""
+        """Quantise z (B, dim, H, W): straight-through codes (fp32), alpha * commitment, usage stats (none while
+        torch.export traces it: the graph returns parameters, and bincount's output size depends on the data)."""
+        exporting = torch.compiler.is_exporting()
         self._sync_with_process_group()
         if self.training:
             self._check_threshold(z)
@@ -188,8 +202,14 @@ class Quantizer(nn.Module):
         # casts back to the input dtype; fp16 distances overflow (rosinality #65), bf16 ones pick wrong codes.
         with torch.autocast(z.device.type, enabled=False):
             z = z.float()
-            quantized, indices, _ = self.vq(z)
+            # An exported graph has a learnt codebook (eval.export checks it): no k-means init to trace.
+            if not self.training and (exporting or bool(self.vq._codebook.initted)):
+                quantized, indices = self.nearest(z)
+            else:  # training, or the first batch of an uninitialised codebook (k-means init runs in eval too)
+                quantized, indices, _ = self.vq(z)
             commitment = self.alpha * F.mse_loss(quantized.detach(), z)
+        if exporting:
+            return quantized, commitment, {}
         if not self.training:  # no EMA step ran: count the dead codes as they stand
             self.last_dead.copy_((self.vq._codebook.cluster_size < self.dead_threshold).sum())
         counts = torch.bincount(indices.flatten(), minlength=self.n_embed).float()

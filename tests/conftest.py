@@ -26,6 +26,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory):
+    """The photo tool's cached ONNX exports (eval.fast_inference) go to a folder of the test session, not to the
+    checkout's runs/onnx; processes the tests start inherit it."""
+    os.environ["LIKENESS_ONNX_CACHE"] = str(tmp_path_factory.mktemp("onnx-cache"))
+
+
 # ------------------------------------------------------------------------------------------------- data sets
 
 

@@ -55,6 +55,53 @@ def test_procrustes_removes_rotation_scale_and_shift(landmarks):
     assert (procrustes(points, landmarks.reference) - procrustes(other, landmarks.reference)).abs().max() > 0.01
 
 
+def umeyama_svd(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The SVD Procrustes that models.face_geometry.procrustes replaced (ONNX has no SVD): Umeyama's solution with
+    the reflection fix, as it stood in the code."""
+    centred = points - points.mean(1, keepdim=True)
+    u, singular, vh = torch.linalg.svd(centred.transpose(1, 2) @ reference)
+    sign = torch.sign(torch.linalg.det(vh.transpose(1, 2) @ u.transpose(1, 2)))
+    signs = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], -1)
+    rotation = vh.transpose(1, 2) @ torch.diag_embed(signs) @ u.transpose(1, 2)
+    scale = (singular * signs).sum(-1) / centred.square().sum((1, 2))
+    return scale[:, None, None] * centred @ rotation.transpose(1, 2)
+
+
+def point_sets(kind: str, reference: torch.Tensor) -> torch.Tensor:
+    """(4, 468, 3) float64 point sets to align to `reference`, each moved by a similarity: noisy copies of the face,
+    anisotropic random clouds, and depth-mirrored faces (whose best proper rotation needs the reflection fix)."""
+    g = torch.Generator().manual_seed(7)
+    if kind == "cloud":
+        base = torch.randn(4, 468, 3, generator=g, dtype=torch.float64) * torch.tensor([3.0, 2.0, 0.5]).double()
+    else:
+        base = reference[None] + 0.05 * torch.randn(4, 468, 3, generator=g, dtype=torch.float64)
+        if kind == "mirrored":  # depth flipped: no rotation undoes it
+            base = base * torch.tensor([1.0, 1.0, -1.0]).double()
+    rotations = torch.stack([random_rotation(seed).double() for seed in range(4)])
+    return 40.0 * base @ rotations.transpose(1, 2) + torch.tensor([90.0, 100.0, -5.0]).double()
+
+
+@pytest.mark.parametrize("kind", ["face", "cloud", "mirrored"])
+def test_procrustes_equals_the_svd_solution_and_its_gradient(landmarks, kind):
+    # The quaternion form exists so the landmark path exports to ONNX; it must be the same function: values
+    # and gradients equal to Umeyama's SVD solution, including where the SVD's reflection fix is needed.
+    reference = landmarks.reference.double()
+    points = point_sets(kind, reference).requires_grad_()
+    ours, svd = procrustes(points, reference), umeyama_svd(points, reference)
+    assert (ours - svd).abs().max() < 1e-9
+    if kind == "mirrored":  # the plain SVD rotation would be a reflection here: the fix mattered
+        u, _, vh = torch.linalg.svd((points - points.mean(1, keepdim=True)).transpose(1, 2) @ reference)
+        assert (torch.linalg.det(vh.transpose(1, 2) @ u.transpose(1, 2)) < 0).all()
+    weights = torch.randn(ours.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), points)
+    (grad_svd,) = torch.autograd.grad((svd * weights).sum(), points)
+    assert (grad_ours - grad_svd).abs().max() < 1e-8 * grad_svd.abs().max()
+    # In float32, as LandmarkGeometry runs it: the same to float32 round-off.
+    single = points.detach().float()
+    assert procrustes(single, reference.float()).dtype == torch.float32
+    assert (procrustes(single, reference.float()) - umeyama_svd(single, reference.float())).abs().max() < 1e-4
+
+
 def photos_at_yaw(size: int, params: np.ndarray, yaws, monkeypatch) -> list[np.ndarray]:
     """The same character photographed at several head yaws (all else fixed), aligned to the template."""
     base = photo_style.sample_photo_conditions(np.random.default_rng(5))

@@ -1,6 +1,6 @@
-"""Property-based: the readers of dataset manifests, screenshot sets and `game render` parameter files, fed arbitrary
-bytes, JSON or CSV text, return a correct result or raise ValueError / FileNotFoundError naming the file, never
-another exception and never silent garbage."""
+"""Property-based: the readers of dataset manifests, screenshot sets, `game render` parameter files and character
+presets, fed arbitrary bytes, JSON or CSV text, return a correct result or raise ValueError / FileNotFoundError
+naming the file, never another exception and never silent garbage."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from datamodules.screenshots import open_screenshot_set
 from game import parameters as P
 from game.image_files import image_problem
 from game.manifest import FIELDS, read_manifest
+from game.presets import RESERVED_FIELDS, preset_dict, read_preset
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -214,3 +215,48 @@ def test_image_problem_finds_a_late_jpeg_frame_header(tmp_path):
     assert image_problem(tmp_path / "exif.jpg", 32) is None
     assert image_problem(tmp_path / "exif.jpg", 16) == "JPEG is 32x32 with 3 channels, expected 16x16 RGB"
     assert image_problem(tmp_path / "missing.jpg", 32) == "missing"
+
+
+# ---------------------------------------------------------------------------------------------- character presets
+
+slider_values = st.sampled_from(
+    [0, 0.25, -2.5, 2.5, 2.5000001, 3, -1e9, 10**400, float("nan"), float("-inf"), "1", True]
+)
+
+
+@FAST
+@given(data=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_read_preset_on_arbitrary_bytes(tmp_path, data):
+    path = tmp_path / "preset.json"
+    path.write_bytes(data)
+    with pytest.raises((ValueError, FileNotFoundError)) as caught:  # 267 named sliders never come by chance
+        read_preset(path)
+    assert str(caught.value).startswith(str(path)), caught.value
+
+
+@FAST
+@given(
+    version=st.sampled_from([P.TABLE_VERSION, "v0-000000000000", None, 3, "absent"]),
+    changes=st.dictionaries(st.sampled_from([*P.names()[:4], "jaw_hieght", ""]), slider_values, max_size=3),
+    dropped=st.lists(st.sampled_from(P.names()[:4]), max_size=2),
+    notes=st.dictionaries(st.text(max_size=8).filter(lambda key: key not in RESERVED_FIELDS), json_values, max_size=2),
+)
+def test_read_preset_on_changed_presets(tmp_path, version, changes, dropped, notes):
+    document = preset_dict(np.zeros(P.NUM_PARAMETERS), **notes)
+    document["parameter_table_version"] = version
+    if version == "absent":
+        del document["parameter_table_version"]
+    document["parameters"].update(changes)
+    for name in dropped:
+        document["parameters"].pop(name, None)
+    path = tmp_path / "preset.json"
+    path.write_text(json.dumps(document))
+    try:
+        values = read_preset(path)
+    except Exception as error:  # noqa: BLE001
+        assert _is_named_error(error, path) and "\n" not in str(error), repr(error)
+    else:  # only a preset of this table (or none recorded) naming every slider once, each a number in range
+        assert version in (P.TABLE_VERSION, None, "absent") and list(document["parameters"]) == P.names()
+        sliders = document["parameters"].values()
+        assert all(type(v) in (int, float) and abs(v) <= 2.5 + 1e-6 for v in sliders)
+        np.testing.assert_array_equal(values, np.asarray(list(sliders), np.float32))

@@ -153,7 +153,7 @@ def test_prior_and_extras_are_the_demo_benchmarks():
 
 
 def test_visible_set_is_fixed_at_90_sliders():
-    # engine v2's sensitivity table (docs/contracts.md 3.1); engine v1's held 64
+    # engine v2's sensitivity table (docs/contracts.md 3.3); engine v1's held 64
     assert len(visible_set()) == 90
 
 
@@ -260,3 +260,21 @@ def test_command_line_writes_the_schema(tmp_path):
     assert sum("no checkpoint given" in note for note in report["notes"]) == 3  # default, paper, fastf2p
     assert report["benchmark"]["identities"] == 20 and report["benchmark"]["render_seconds"] is not None
     assert "| truth |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--identities", "10"], "need at least 20 people for 10 folds, got 10"),
+        (["--identities", "20", "--photos-per-identity", "1", "--pairs-per-fold", "6"], "0 same pairs possible"),
+        (["--identities", "20", "--photos-per-identity", "3", "--pairs-per-fold", "7"], "must be even"),
+        (["--identities", "20", "--lineup-size", "21", "--pairs-per-fold", "6"], "a lineup of 21 needs 2 to 20"),
+    ],
+)
+def test_a_benchmark_shape_that_cannot_be_drawn_is_refused_before_rendering(tmp_path, capsys, flags, message):
+    from bench.likeness import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([*flags, "--root", str(tmp_path / "set"), "--out", str(tmp_path / "likeness.json")])
+    assert stopped.value.code != 0 and message in capsys.readouterr().err
+    assert not (tmp_path / "set").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 from fakes import write_network_checkpoint
 from PIL import Image
 from skimage import data
@@ -15,6 +16,8 @@ from eval.align import FaceCountError, align_faces, align_photo, is_grayscale, t
 from eval.reconstruct import COLOUR_SLIDERS, load_predictor, main
 from game import parameters as P
 from game.framing import TEMPLATE
+from game.mesh_export import character_mesh
+from game.presets import read_preset
 from models.face_mesh import FaceMeshNet, astronaut_landmarks, image_landmarks
 
 # Imported before any render on purpose: loading triton (under vector_quantize_pytorch) after Mesa's EGL
@@ -90,6 +93,28 @@ def test_cli_neutral_face_writes_preset_render_and_side_by_side(astronaut_jpg, t
     side = np.asarray(Image.open(out / "astronaut_side_by_side.png"))
     assert render.shape == (SIZE, SIZE, 3) and side.shape == (SIZE, 2 * SIZE, 3)
     assert (side[:, SIZE:] == render).all() and render.std() > 10
+
+
+@pytest.mark.parametrize("mesh_format", ["glb", "obj"])
+def test_cli_mesh_writes_the_presets_head_beside_it(astronaut_jpg, tmp_path, mesh_format):
+    out = tmp_path / "out"
+    assert main([str(astronaut_jpg), "--ckpt", "none", "--out", str(out), "--size", "64", "--mesh", mesh_format]) == 0
+    params = read_preset(out / "astronaut.json")  # the reconstruct tool's preset, read by the game's reader
+    preset = json.loads((out / "astronaut.json").read_text())
+    np.testing.assert_array_equal(params, np.float32(list(preset["parameters"].values())))
+    assert params[P.index_of("skin_tone")] != 0  # snapped from her skin: the mesh is of this preset, not the neutral
+    expected = character_mesh(params)
+    loaded = trimesh.load(out / f"astronaut.{mesh_format}", process=False)
+    mesh = next(iter(loaded.geometry.values())) if isinstance(loaded, trimesh.Scene) else loaded
+    assert len(mesh.vertices) == len(expected.vertices)
+    np.testing.assert_allclose(mesh.bounds, expected.bounds, atol=1e-6)
+
+
+def test_cli_refuses_an_unknown_mesh_format_before_anything_runs(astronaut_jpg, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([str(astronaut_jpg), "--ckpt", "none", "--out", str(tmp_path / "out"), "--mesh", "fbx"])
+    assert stopped.value.code == 2 and "argument --mesh: invalid choice: 'fbx'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_reports_bad_files_goes_on_and_fails_at_the_end(astronaut_jpg, tmp_path, capsys):

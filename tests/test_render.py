@@ -323,6 +323,25 @@ def test_forked_worker_renders_after_the_parent_did(renderer):
     assert pid != os.getpid() and np.array_equal(image, expected)
 
 
+@pytest.mark.parametrize("made_in", ["main", "other"])
+def test_a_renderer_renders_the_same_from_another_thread(made_in):
+    """An EGL context is current only in the thread that made it: a renderer used from a second thread (the web app
+    renders on a thread of its own) must draw the same picture there, not a stale or empty one."""
+    other = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        r = MeshRenderer(SIZE, SPHERE_F) if made_in == "main" else other.submit(MeshRenderer, SIZE, SPHERE_F).result()
+        first = render_sphere(r)  # main thread
+        red = {"background": (0.9, 0.1, 0.1)}
+        elsewhere = other.submit(r.render, SPHERE_V, SPHERE_COLOR, VIEW_PROJ, Lighting.studio(), **red).result(60)
+        again = render_sphere(r)
+    finally:
+        other.shutdown()
+    assert np.array_equal(first, again)
+    assert elsewhere[0, 0, 0] > 200 and elsewhere[0, 0, 1] < 50  # the other thread's own background, drawn there
+    centre = (slice(SIZE // 2 - 4, SIZE // 2 + 4),) * 2
+    assert np.array_equal(elsewhere[centre], first[centre])  # and the same sphere
+
+
 # ------------------------------------------------------------------ nvdiffrast (CUDA)
 
 

@@ -111,6 +111,25 @@ def test_vq_loss_is_alpha_times_commitment_also_in_eval():
     assert loss > 0  # the library itself would return 0 in eval
 
 
+@pytest.mark.parametrize("kmeans_init", [True, False])
+def test_eval_quantisation_is_the_librarys_nearest_code(kmeans_init):
+    # Quantizer.nearest (written out so that E exports to ONNX) must pick the codes the library's own eval path
+    # picks, and an uninitialised codebook must still get its k-means init on the first eval batch, as before.
+    torch.manual_seed(0)
+    quantizer = Quantizer(16, 64, kmeans_init=kmeans_init, dead_code_threshold=0).eval()
+    z = torch.randn(3, 16, 8, 8)
+    first, first_codes_loss, _ = quantizer(z)  # k-means init (when on) happens here, in the library
+    assert bool(quantizer.vq._codebook.initted)
+    if kmeans_init:  # the codebook moved onto the batch: its codes are k-means centroids of z
+        assert (first - z).square().mean() < z.square().mean()
+    z = torch.randn(3, 16, 8, 8)
+    ours, indices = quantizer.nearest(z)
+    theirs, their_indices, _ = quantizer.vq(z)
+    assert torch.equal(indices, their_indices) and torch.equal(ours, theirs)
+    quantized, _, stats = quantizer(z)  # the forward takes the written-out path on a learnt codebook
+    assert torch.equal(quantized, theirs) and stats["usage"] > 0
+
+
 def test_quantiser_runs_in_fp32_under_bf16_autocast():
     torch.manual_seed(0)
     quantizer = Quantizer(16, 64, kmeans_init=False, dead_code_threshold=0).eval()

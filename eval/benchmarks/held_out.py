@@ -103,6 +103,15 @@ def draw_lineups(identities: np.ndarray, size: int, seed: int) -> np.ndarray:
     return lineups
 
 
+def check_shape(identities: int, photos_per_identity: int, pairs_per_fold: int, lineup_size: int) -> None:
+    """ValueError, before anything is rendered, when the pairs or lineups cannot be drawn from a set of this shape."""
+    if identities < 1 or photos_per_identity < 1:
+        raise ValueError(f"need at least one person and one photo each, got {identities} x {photos_per_identity}")
+    people = np.repeat(np.arange(identities), photos_per_identity)
+    view2_pairs(people, pairs_per_fold, SEED)
+    draw_lineups(people, lineup_size, SEED)
+
+
 def build(
     root: str | Path = ROOT,
     identities: int = 1000,
@@ -120,6 +129,7 @@ def build(
 
     if seed not in HELD_OUT_SEEDS:
         raise ValueError(f"seed {seed} is outside the held-out range [{HELD_OUT_SEEDS.start}, {HELD_OUT_SEEDS.stop})")
+    check_shape(identities, photos_per_identity, pairs_per_fold, lineup_size)
     root = Path(root)
     was_complete = (root / "manifest.json").exists() and read_manifest(root).get("complete") is True
     began = time.perf_counter()

@@ -9,10 +9,15 @@
     5. verify       ours, F_id's own embedding (upper bound) and FastF2P on the whole benchmark
     6. subset       F2P (400 steps, as published) and every other method on a fixed 20-photo subset:
                     recovery RMSE, speed, and the likeness of the ENGINE's character to the photo
-    7. reconstruct  the tool on a real photo that scikit-image ships (NASA's astronaut portrait)
-    8. report       runs/demo/REPORT.md
+    7. likeness     the likeness benchmark (bench/likeness.py: 1,000 held-out people x 4 photos at 256 px, the
+                    held-out recogniser) for the shipped default model (weights/default), both regressions and
+                    FastF2P: parameter recovery, likeness, lineup, verification, with intervals
+    8. reconstruct  the tool on a real photo that scikit-image ships (NASA's astronaut portrait): the shipped
+                    default model, and the paper's objective
+    9. report       runs/demo/REPORT.md
 
-`python -m studies.demo [--out runs/demo] [--redo STAGE ...]` (`make demo`); the stages are in stages.py.
+`python -m studies.demo [--out runs/demo] [--redo STAGE ...] [--likeness-identities N]` (`make demo`, under 30 min
+on 2 cores from a clean clone); the stages are in stages.py.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from pathlib import Path
 
 from studies.demo.report import write_report
 from studies.demo.stages import (
+    LIKENESS_IDENTITIES,
     MAIN,
     REPO,
     SUPERVISED,
     fastf2p,
+    likeness,
     load_benchmark,
     log,
     reconstruct,
@@ -46,7 +53,15 @@ def main(argv=None) -> Path:
         choices=("imitator", "main", "supervised", "fastf2p"),
         help="stages to run again even if their output exists",
     )
+    parser.add_argument(
+        "--likeness-identities",
+        type=int,
+        default=LIKENESS_IDENTITIES,
+        help="people in the likeness benchmark (4 photos each); fewer is its own, smaller set",
+    )
     args = parser.parse_args(argv)
+    if args.likeness_identities < 10:
+        parser.error(f"--likeness-identities must be at least 10 (a lineup of 10), got {args.likeness_identities}")
     out = REPO / args.out
     out.mkdir(parents=True, exist_ok=True)
     imitator = train(["experiments/demo/imitator.yaml"], REPO / "runs/demo-imitator", "imitator" in args.redo)
@@ -59,9 +74,14 @@ def main(argv=None) -> Path:
     verification = verify(checkpoints, translator, bench, out / "verify")
     subset_table = subset(checkpoints, imitator, translator, bench)
     (out / "subset.json").write_text(json.dumps(subset_table, indent=2) + "\n")
-    side_by_side = reconstruct(supervised, out)
+    likeness_report = likeness(checkpoints, translator, out, args.likeness_identities)
+    side_by_side = {
+        "the shipped default model": reconstruct(None, out),
+        "the paper's objective": reconstruct(main_ckpt, out),
+    }
     runs = {"imitator": imitator, "main": main_ckpt, "supervised": supervised}
-    report = write_report(out, verification, subset_table, runs, side_by_side)
+    report = write_report(out, verification, subset_table, likeness_report, runs, side_by_side)
+    print(likeness_report["markdown"], flush=True)
     log(f"report: {report}")
     return report
 

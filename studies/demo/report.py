@@ -58,7 +58,33 @@ def comparison(verification: dict, subset_table: dict) -> list[str]:
     return lines
 
 
-def write_report(out: Path, verification: dict, subset_table: dict, runs: dict, side_by_side: Path) -> Path:
+def likeness_section(likeness: dict) -> list[str]:
+    """The likeness benchmark's table and how far each goal of issue 13 is from it (bench/README.md has the goals)."""
+    rows = likeness["rows"]
+    lines = [
+        "## The likeness benchmark (bench/likeness.py: 256 px, held-out recogniser)",
+        "",
+        "`default` is the shipped model (weights/default; not the paper's method: frozen real-face features + MLP",
+        "head), `paper` and `supervised` the two demo regressions above.",
+        "",
+        likeness["markdown"].removeprefix("# Likeness benchmark\n\n"),
+    ]
+    if "default" in rows and "fastf2p" in rows:
+        beaten = [
+            key
+            for key in ("likeness_gap_closed", "lineup_top1", "verification")
+            if rows["default"][key] > rows["fastf2p"][key]
+        ]
+        beaten += [
+            key for key in ("visible_rmse_ratio", "all_rmse_ratio") if rows["default"][key] < rows["fastf2p"][key]
+        ]
+        lines += ["", f"The default model beats FastF2P on {len(beaten)} of 5 scores ({', '.join(beaten) or 'none'})."]
+    return lines
+
+
+def write_report(
+    out: Path, verification: dict, subset_table: dict, likeness: dict, runs: dict, side_by_side: dict[str, Path]
+) -> Path:
     lines = [
         "# likeness demo report",
         "",
@@ -70,6 +96,8 @@ def write_report(out: Path, verification: dict, subset_table: dict, runs: dict, 
         f"- regression, screenshot-supervised (ours_supervised): `{runs['supervised']}`",
         "",
         markdown(verification),
+        "",
+        *likeness_section(likeness),
         "",
         f"## F2P and everyone else on the same {SUBSET} benchmark photos",
         "",
@@ -102,12 +130,9 @@ def write_report(out: Path, verification: dict, subset_table: dict, runs: dict, 
             if images:
                 lines += [f"### {title}, {Path(runs[run]).parents[2].name}", ""]
                 lines += [f"![{p.name}]({p.resolve()})" for p in images[-3:]] + [""]
-    lines += [
-        "### The reconstruct tool on a real photo (scikit-image's astronaut)",
-        "",
-        f"![astronaut]({side_by_side.resolve()})",
-        "",
-    ]
+    lines += ["### The reconstruct tool on a real photo (scikit-image's astronaut)", ""]
+    for model, picture in side_by_side.items():
+        lines += [f"{model}:", "", f"![astronaut, {model}]({picture.resolve()})", ""]
     report = out / "REPORT.md"
     report.write_text("\n".join(lines))
     return report

@@ -19,6 +19,8 @@ MAIN = "experiments/demo/main.yaml"
 SUPERVISED = "experiments/demo/supervised.yaml"  # an overlay on MAIN
 BENCH_EXTRAS = {"expressions": 0.5, "glasses": 0.3, "occluders": 0.2}
 SUBSET = 20
+DEFAULT_MODEL = REPO / "weights/default/model.pt"  # the shipped model (make pretrained)
+LIKENESS_IDENTITIES = 1000  # bench/likeness.py's full benchmark: 4,000 photos, ~10 min on 2 cores
 
 
 def log(message: str) -> None:
@@ -176,26 +178,29 @@ def subset(checkpoints: dict[str, Path], imitator: Path, translator: Path, bench
     return table
 
 
-def reconstruct(ckpt: Path, out: Path) -> Path:
+def likeness(checkpoints: dict[str, Path], translator: Path, out: Path, identities: int) -> dict:
+    """The likeness benchmark (bench/likeness.py, held-out recogniser, 256 px) for the shipped default model, both
+    demo regressions and FastF2P; rendered once into data/benchmarks/likeness-256 and reused."""
+    report = out / "likeness.json"
+    log(f"likeness benchmark, {identities} people x 4 photos at 256 px")
+    rows = {"default": DEFAULT_MODEL, "paper": checkpoints["ours"], "supervised": checkpoints["ours_supervised"]}
+    flags = [flag for name, path in rows.items() for flag in ("--ckpt", f"{name}={path}")]
+    flags += ["--baseline", f"fastf2p={translator}", "--identities", str(identities), "--out", str(report)]
+    if identities != LIKENESS_IDENTITIES:  # a smaller benchmark is its own set, not a prefix of the full one
+        flags += ["--root", f"data/benchmarks/likeness-256-{identities}"]
+    subprocess.run([sys.executable, "-m", "bench.likeness", *flags], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return json.loads(report.read_text()) | {"markdown": report.with_suffix(".md").read_text()}
+
+
+def reconstruct(ckpt: Path | None, out: Path) -> Path:
+    """The photo tool on scikit-image's astronaut: the shipped default model when ckpt is None."""
     import cv2
     import skimage.data
 
     photo = out / "astronaut.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "eval.reconstruct",
-            str(photo),
-            "--ckpt",
-            str(ckpt),
-            "--out",
-            str(out / "reconstruct"),
-            "--size",
-            "256",
-        ],
-        check=True,
-        cwd=REPO,
-    )
-    return out / "reconstruct" / "astronaut_side_by_side.png"
+    folder = out / ("reconstruct" if ckpt is None else f"reconstruct-{ckpt.parents[2].name}")
+    model = [] if ckpt is None else ["--ckpt", str(ckpt)]
+    command = [sys.executable, "-m", "eval.reconstruct", str(photo), *model, "--out", str(folder), "--size", "256"]
+    subprocess.run(command, check=True, cwd=REPO)
+    return folder / "astronaut_side_by_side.png"
