@@ -7,7 +7,7 @@ hair strands, iris fibres). R, G and A are 0.5 on average and B is 0 between its
 those, so a material weight of 0 leaves the v1 shading untouched. Vertices carry texture coordinates (game.head) and a
 material (game.appearance) saying how much of each channel applies; the shader (game.render) reads them:
     albedo *= 1 + grain * (0.10 (R - 0.5) + 0.07 (G - 0.5)) + streak * 0.9 (A - 0.5)
-    albedo *= 1 - stipple * 0.7 * smoothstep(0.35, 0.75, B)
+    albedo *= 1 - stipple * 0.7 * clamp((B - 0.35) / 0.4, 0, 1)
 and `skin` softens the light (wrapped diffuse, redder where it turns away, a broader and weaker highlight).
 Written here: no library ships a seeded, tileable multi-channel noise texture with these statistics.
 """

@@ -119,13 +119,14 @@ void main() {
     float grain = skin + max(-v_material.y, 0.0);
     float streak = max(v_material.y, 0.0) * (tex.a - 0.5);
     vec3 albedo = v_color * (1.0 + grain * (0.10 * (tex.r - 0.5) + 0.07 * (tex.g - 0.5)) + 0.9 * streak);
-    albedo *= 1.0 - stipple * 0.7 * smoothstep(0.35, 0.75, tex.b);
+    albedo *= 1.0 - stipple * 0.7 * clamp(2.5 * tex.b - 0.875, 0.0, 1.0);  // dots where B > 0.35
     float wrap = 0.4 * skin;  // light wraps round skin (scattering under it); 0 = Lambert
+    float unwrap = 1.0 / (1.0 + wrap);
     float nk_raw = dot(n, key_direction);
     float nk = max(nk_raw, 0.0);
-    float nk_soft = max((nk_raw + wrap) / (1.0 + wrap), 0.0);
-    float nf = max((dot(n, fill_direction) + wrap) / (1.0 + wrap), 0.0);
-    vec3 scatter = mix(vec3(1.0), vec3(1.0, 0.72, 0.62), 0.6 * skin * (1.0 - nk));  // redder where it turns away
+    float nk_soft = max((nk_raw + wrap) * unwrap, 0.0);
+    float nf = max((dot(n, fill_direction) + wrap) * unwrap, 0.0);
+    vec3 scatter = 1.0 - (0.6 * skin * (1.0 - nk)) * vec3(0.0, 0.28, 0.38);  // redder where it turns away
     vec3 h = normalize(key_direction + view);
     float lobe = shininess * (1.0 - 0.5 * skin);  // a broader, weaker highlight on skin
     float shine = specular * v_gloss * (1.0 - 0.35 * skin) * (1.0 + 1.4 * streak);

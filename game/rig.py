@@ -101,6 +101,7 @@ class Rig:
         if set(hair) != set(HAIR_SLIDERS):
             raise ValueError(f"{P.TABLE_FILE}: the hair sliders must be {sorted(HAIR_SLIDERS)}, got {sorted(hair)}")
         self._hair = [(hair[name], field) for name, field in HAIR_SLIDERS.items()]
+        self._table = self._channel_table()
         unknown = {bone for _, bone, _, _ in self._channels} - set(self.bones)
         if unknown:
             raise ValueError(f"{P.TABLE_FILE}: bones {sorted(unknown)} are not defined in {P.BONES_FILE}")
@@ -183,41 +184,44 @@ class Rig:
         return self.head.hair.rest(self.head.vertices, self.hair_values(params))
 
     # -- evaluation -----------------------------------------------------------------------------
+    def _channel_table(self) -> dict[str, np.ndarray]:
+        """Every (shape slider, bone instance) pair as flat arrays, so `transforms` needs no Python loop: the
+        parameter index, its amount times the side's sign where the channel mirrors, and where it adds (translation
+        or angle: instance * 3 + axis) or multiplies (scale)."""
+        rows = {"add": [], "scale": []}  # (parameter index, coefficient, target: 0-2 translation, 3-5 angle / axis)
+        for index, bone, channel, amount in self._channels:
+            for instance, side in self.instances[bone]:
+                mirror = side if side else 1
+                if channel in ("tx", "shift_x", "ty", "tz", "asym_ty"):
+                    axis = 1 if channel in ("ty", "asym_ty") else 2 if channel == "tz" else 0
+                    sign = mirror if channel in ("tx", "asym_ty") else 1
+                    rows["add"].append((index, amount * sign, instance * 6 + axis))
+                elif channel in ("rx", "ry", "rz"):
+                    sign = 1 if channel == "rx" else mirror
+                    rows["add"].append((index, amount * sign, instance * 6 + 3 + "xyz".index(channel[1])))
+                elif channel in ("sx", "sy", "sz", "s", "asym_s"):
+                    sign = mirror if channel == "asym_s" else 1
+                    axes = (0, 1, 2) if channel in ("s", "asym_s") else ("xyz".index(channel[1]),)
+                    rows["scale"] += [(index, amount * sign, instance * 3 + axis) for axis in axes]
+                else:
+                    raise ValueError(f"{P.TABLE_FILE}: unknown channel {channel!r} of bone {bone!r}")
+        table = {}
+        for kind, entries in rows.items():
+            index, coefficient, target = (np.array(column) for column in zip(*entries)) if entries else ([],) * 3
+            table[kind] = (np.asarray(index, int), np.asarray(coefficient, float), np.asarray(target, int))
+        return table
+
     def transforms(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per bone instance: (A (I,3,3), c (I,3)) with T(v) = A v + c."""
         count = len(self.pivots)
-        translation = np.zeros((count, 3))
-        scale = np.ones((count, 3))
-        angles = np.zeros((count, 3))  # degrees about x, y, z
-        for index, bone, channel, amount in self._channels:
-            f = float(params[index]) / P.HIGH
-            if f == 0.0:
-                continue
-            for instance, side in self.instances[bone]:
-                mirror = side if side else 1
-                value = amount * f
-                if channel == "tx":
-                    translation[instance, 0] += mirror * value
-                elif channel == "shift_x":
-                    translation[instance, 0] += value
-                elif channel == "ty":
-                    translation[instance, 1] += value
-                elif channel == "tz":
-                    translation[instance, 2] += value
-                elif channel == "asym_ty":
-                    translation[instance, 1] += mirror * value
-                elif channel in ("sx", "sy", "sz"):
-                    scale[instance, "xyz".index(channel[1])] *= 1 + value
-                elif channel == "s":
-                    scale[instance] *= 1 + value
-                elif channel == "asym_s":
-                    scale[instance] *= 1 + mirror * value
-                elif channel == "rx":
-                    angles[instance, 0] += value
-                elif channel in ("ry", "rz"):
-                    angles[instance, "xyz".index(channel[1])] += mirror * value
-                else:
-                    raise ValueError(f"{P.TABLE_FILE}: unknown channel {channel!r} of bone {bone!r}")
+        f = np.asarray(params, np.float64) / P.HIGH
+        index, coefficient, target = self._table["add"]
+        moves = np.bincount(target, coefficient * f[index], minlength=count * 6).reshape(count, 6)
+        translation, angles = moves[:, :3], moves[:, 3:]  # angles in degrees about x, y, z
+        index, coefficient, target = self._table["scale"]
+        scale = np.ones(count * 3)
+        np.multiply.at(scale, target, 1 + coefficient * f[index])
+        scale = scale.reshape(count, 3)
         rotation = _rotation_xyz(np.deg2rad(angles))
         linear = rotation * scale[:, None, :]  # R @ diag(S)
         offset = self.pivots + translation - np.einsum("bij,bj->bi", linear, self.pivots)
