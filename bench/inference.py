@@ -222,6 +222,7 @@ def paths_run(args) -> dict:
 
     save()
     report["alignment"] = inference_paths.alignment_milliseconds()
+    report["app_round_trip"] = inference_paths.app_round_trip_milliseconds()
     save()
     inference_paths.path_rows(
         args.models,
