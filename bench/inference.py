@@ -44,6 +44,16 @@ README = Path(__file__).with_name("README.md")
 GOAL_IMAGES_PER_SECOND = 20_000  # the issue's target: bf16 on one H100 at 256 px
 
 
+def saver(report: dict, out: Path):
+    """save(): writes `report` to `out`, called after every row so that a run cut short keeps what it measured."""
+
+    def save() -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+    return save
+
+
 def references(device: str) -> dict:
     """This machine's own dense rates, one per number format the variants use."""
     if torch.device(device).type == "cpu":
@@ -136,9 +146,7 @@ def main(argv=None) -> dict:
         "errors": [],
     }
 
-    def save() -> None:  # after every row: a run cut short keeps what it measured
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    save = saver(report, args.out)
 
     save()
     for size in args.sizes:
@@ -216,12 +224,11 @@ def paths_run(args) -> dict:
         "errors": [],
     }
 
-    def save() -> None:  # after every row: a run cut short keeps what it measured
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    save = saver(report, args.out)
 
     save()
     report["alignment"] = inference_paths.alignment_milliseconds()
+    report["app_round_trip"] = inference_paths.app_round_trip_milliseconds()
     save()
     inference_paths.path_rows(
         args.models,

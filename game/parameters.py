@@ -110,16 +110,21 @@ def validate(params: np.ndarray, source: str = "parameters") -> np.ndarray:
     return array.astype(np.float32)
 
 
+def read_named_file(path: Path, what: str, expected: str) -> bytes:
+    """The bytes of a file a user named; FileNotFoundError or ValueError whose message starts with the path."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, expected {expected}") from None
+
+
 def read_rows(path: str | Path) -> np.ndarray:
     """Parameter rows from a .npy array or a CSV file (267 numbers a line; a header line, blank lines and
     #-comments are skipped) as validated float32 (N, 267); an error names the file and, for CSV, the line."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: parameter file not found") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: a folder, expected a .npy or .csv file of parameter rows") from None
+    data = read_named_file(path, "parameter file", "a .npy or .csv file of parameter rows")
     if path.suffix.lower() == ".npy":
         try:
             array = np.load(io.BytesIO(data), allow_pickle=False)

@@ -51,12 +51,7 @@ def write_preset(path: str | Path, params: np.ndarray, **notes) -> Path:
 def read_preset(path: str | Path) -> np.ndarray:
     """The (267,) float32 sliders of a preset JSON; ValueError (FileNotFoundError) naming the file and the problem."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: preset file not found") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: a folder, expected a preset .json file") from None
+    data = P.read_named_file(path, "preset file", "a preset .json file")
     try:
         preset = json.loads(data.decode("utf-8-sig"), object_pairs_hook=_refuse_repeated_keys)
     except UnicodeDecodeError as error:

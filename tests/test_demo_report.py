@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from studies.demo.report import likeness_section
@@ -34,3 +36,37 @@ def test_without_fastf2p_the_section_is_the_table_alone():
     report = _report(dict(zip(SCORES, (0.9,) * 5)), {})
     del report["rows"]["fastf2p"]
     assert not any("beats FastF2P" in line for line in likeness_section(report))
+
+
+@pytest.mark.parametrize(("identities", "own_root"), [(1000, False), (50, True)])
+def test_the_likeness_stage_scores_the_default_model_both_regressions_and_fastf2p(
+    tmp_path, monkeypatch, identities, own_root
+):
+    import json
+    import subprocess
+
+    from studies.demo import stages
+
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        out = Path(command[command.index("--out") + 1])
+        out.write_text(json.dumps({"rows": {}}))
+        out.with_suffix(".md").write_text("# Likeness benchmark\n\n| row |\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    checkpoints = {"ours": tmp_path / "main.ckpt", "ours_supervised": tmp_path / "supervised.ckpt"}
+    report = stages.likeness(checkpoints, tmp_path / "fastf2p.ckpt", tmp_path, identities)
+    (command,) = calls
+    assert command[1:3] == ["-m", "bench.likeness"]
+    pairs = {(flag, value) for flag, value in zip(command, command[1:])}
+    assert {
+        ("--ckpt", f"default={stages.DEFAULT_MODEL}"),
+        ("--ckpt", f"paper={checkpoints['ours']}"),
+        ("--ckpt", f"supervised={checkpoints['ours_supervised']}"),
+        ("--baseline", f"fastf2p={tmp_path / 'fastf2p.ckpt'}"),
+        ("--identities", str(identities)),
+    } <= pairs
+    assert ("--root" in command) == own_root  # a smaller benchmark is its own set, never a prefix of the full one
+    assert report["rows"] == {} and report["markdown"].startswith("# Likeness benchmark")

@@ -75,3 +75,11 @@ def test_the_committed_results_have_every_model_size_and_path():
     text = inference.README.read_text()
     for row in report["rows"]:
         assert f"| {row['model']} | {row['size']} |" in text
+
+
+def test_the_app_round_trip_is_timed_as_the_page_handler_does_it():
+    from bench.inference_paths import app_round_trip_milliseconds
+
+    trip = app_round_trip_milliseconds(size=64, moves=2)
+    assert trip["size"] == 64 and trip["moves"] == 2 and len(trip["load_average"]) == 3
+    assert 0 < trip["best_ms"] <= trip["median_ms"]
