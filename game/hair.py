@@ -202,8 +202,8 @@ class ScalpHair:
         outside = inside < 0
         first = np.where(outside.any(1), outside.argmax(1), len(FINE_THETA) - 1)
         first = np.maximum(first, 1)
-        rows = np.arange(COLUMNS)
-        above, below = inside[rows, first - 1], inside[rows, first]
+        columns = np.arange(COLUMNS)
+        above, below = inside[columns, first - 1], inside[columns, first]
         frac = np.clip(above / np.maximum(above - below, 1e-9), 0, 1)
         theta_line = FINE_THETA[first - 1] + frac * (FINE_THETA[first] - FINE_THETA[first - 1])
         theta_split = np.minimum(theta_line, np.pi / 2)
