@@ -19,6 +19,8 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from models.checkpoints import FIT_COMPLETE
+
 # Rank 0 records the folder it chose here; the DDP processes it launches inherit it.
 RUN_DIR_ENV = "LIKENESS_RUN_DIR"
 
@@ -143,7 +145,7 @@ class LastCheckpoint(ModelCheckpoint):
     FILENAME = "last"
     # Beside last.ckpt once fit has ended (max_steps, max_epochs, max_time, early stopping): an interrupted or
     # killed fit also leaves a last.ckpt, from its latest validation, but no marker.
-    FIT_COMPLETE = "fit_complete.json"
+    FIT_COMPLETE = FIT_COMPLETE
 
     def __init__(self, dirpath: Path | str) -> None:
         super().__init__(
