@@ -260,10 +260,12 @@ def write_readme(report: dict) -> None:
     """The paths table between the inference-bench markers of bench/README.md."""
     begin, end = "<!-- inference-bench:begin -->", "<!-- inference-bench:end -->"
     load = ", ".join(f"{x:g}" for x in report["load_average_at_start"])
+    # Other work on the cores lowers the rates (and the matmul reference) more than the ratios between paths.
+    busy = max(report["load_average_at_start"][0], report.get("load_average_at_end", [0])[0]) > 1.5
+    note = "the machine was shared with other work, so read the ratios, not the absolute rates" if busy else "idle"
     block = (
         f"{begin}\nMeasured by `python -m bench.inference` on {report['machine']} (CPU, batch "
-        f"{report['rows'][0]['batch'] if report['rows'] else 1}; load average {load} at the start: the machine was "
-        "shared with a training run, so read the ratios, not the absolute rates).\n\n"
+        f"{report['rows'][0]['batch'] if report['rows'] else 1}; load average {load} at the start: {note}).\n\n"
         + inference_paths.readme_block(report)
         + f"\n{end}"
     )

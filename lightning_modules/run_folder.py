@@ -8,6 +8,7 @@ See docs/contracts.md section 6.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from models.checkpoints import FIT_COMPLETE
 
 # Rank 0 records the folder it chose here; the DDP processes it launches inherit it.
 RUN_DIR_ENV = "LIKENESS_RUN_DIR"
@@ -140,16 +143,37 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     FILENAME = "last"
+    # Beside last.ckpt once fit has ended (max_steps, max_epochs, max_time, early stopping): an interrupted or
+    # killed fit also leaves a last.ckpt, from its latest validation, but no marker.
+    FIT_COMPLETE = FIT_COMPLETE
 
     def __init__(self, dirpath: Path | str) -> None:
         super().__init__(
             dirpath=dirpath, filename=self.FILENAME, monitor=None, save_top_k=1, enable_version_counter=False
         )
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:  # a fit resumed into this folder is not complete until it ends again
+            (Path(self.dirpath) / self.FIT_COMPLETE).unlink(missing_ok=True)
+
     def on_train_end(self, trainer, pl_module) -> None:
-        """Also keep the final state when fit stops between validations (max_steps mid-epoch)."""
+        """Also keep the final state when fit stops between validations (max_steps mid-epoch), then mark it."""
         if trainer.global_step != self._last_global_step_saved:
             self._save_checkpoint(trainer, self.format_checkpoint_name({}, self.FILENAME))
+        if trainer.is_global_zero:
+            marker = {"global_step": trainer.global_step, "epoch": trainer.current_epoch, "checkpoint": "last.ckpt"}
+            (Path(self.dirpath) / self.FIT_COMPLETE).write_text(json.dumps(marker) + "\n")
+
+
+def finished_checkpoint(run: Path) -> Path | None:
+    """The newest version_N/checkpoints/last.ckpt of a run folder whose fit ended (LastCheckpoint.FIT_COMPLETE
+    beside it); None if there is none. A study reuses only these: a fit killed mid-run is trained again."""
+    found = [
+        path
+        for path in Path(run).glob("version_*/checkpoints/last.ckpt")
+        if (path.parent / LastCheckpoint.FIT_COMPLETE).is_file()
+    ]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def make_callbacks(run: RunConfig, run_dir: Path, with_loggers: bool = True) -> list[Callback]:

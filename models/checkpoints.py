@@ -17,6 +17,7 @@ import importlib
 import inspect
 import io
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,6 +176,10 @@ def export_network(net: nn.Module, metadata: dict, key: str = "net") -> bytes:
     return buffer.getvalue()
 
 
+# Written beside last.ckpt by lightning_modules.run_folder.LastCheckpoint when fit ends (models sits below it).
+FIT_COMPLETE = "fit_complete.json"
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint a path names: a file, a run version's checkpoints/last.ckpt, or a run's newest version's."""
     path = Path(path)
@@ -188,6 +193,13 @@ def find_checkpoint(path: str | Path) -> Path:
     newest_first = sorted(path.glob("version_*/checkpoints/last.ckpt"), key=version, reverse=True)
     for candidate in [path / "checkpoints" / "last.ckpt", *newest_first]:
         if candidate.is_file():
+            if not (candidate.parent / FIT_COMPLETE).is_file():
+                warnings.warn(
+                    f"{candidate}: its fit did not end (no {FIT_COMPLETE} beside it), so this is the state after its "
+                    "latest validation, not the end of training; finish the run (`--ckpt_path last`) to use the "
+                    "trained network",
+                    stacklevel=2,
+                )
             return candidate
     raise FileNotFoundError(
         f"imitator checkpoint {path}: no such file, and no checkpoints/last.ckpt in it or in a version_N folder "

@@ -3,6 +3,7 @@ the demo config through the CLI, and DDP over 2 CPU processes."""
 
 import functools
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ import lightning_modules.regression as regression
 from callbacks.tsne import TSNECallback, draw_embedding
 from lightning_modules.regression import RegressionModule
 from losses import ObjectiveSettings
-from models.checkpoints import find_checkpoint, load_network
+from models.checkpoints import FIT_COMPLETE, find_checkpoint, load_network
 from models.regressor import Regressor
 from models.vqvae2 import VQVAE2
 
@@ -288,8 +289,14 @@ def test_imitator_checkpoint_conventions(tmp_path, built):
     runs = tmp_path / "runs" / "imitator"
     for version in (0, 2, 10):
         write_imitator_checkpoint(runs / f"version_{version}" / "checkpoints" / "last.ckpt")
-    assert find_checkpoint(runs) == runs / "version_10" / "checkpoints" / "last.ckpt"  # newest, numerically
-    assert find_checkpoint(runs / "version_2") == runs / "version_2" / "checkpoints" / "last.ckpt"
+        if version:  # version_0's fit was killed mid-run: last.ckpt from a validation, no marker
+            (runs / f"version_{version}" / "checkpoints" / FIT_COMPLETE).write_text("{}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # finished fits resolve without a word
+        assert find_checkpoint(runs) == runs / "version_10" / "checkpoints" / "last.ckpt"  # newest, numerically
+        assert find_checkpoint(runs / "version_2") == runs / "version_2" / "checkpoints" / "last.ckpt"
+    with pytest.warns(UserWarning, match=r"version_0/checkpoints/last.ckpt: its fit did not end"):
+        assert find_checkpoint(runs / "version_0") == runs / "version_0" / "checkpoints" / "last.ckpt"
     assert find_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt").parent.parent.name == "version_0"
     with pytest.raises(FileNotFoundError, match=r"runs/nothing.*make train-imitator"):
         find_checkpoint(tmp_path / "runs" / "nothing")

@@ -28,8 +28,10 @@ def log(message: str) -> None:
 
 
 def latest_checkpoint(run: Path) -> Path | None:
-    found = sorted(run.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    """The run's final-state checkpoint of a fit that ended; a fit interrupted mid-run does not count."""
+    from lightning_modules.run_folder import finished_checkpoint
+
+    return finished_checkpoint(run)
 
 
 def train(configs: list[str], run: Path, redo: bool) -> Path:

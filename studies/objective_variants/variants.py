@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_modules.run_folder import finished_checkpoint
+
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISED = ["--model.init_args.screenshot_supervision_weight", "1.0", "--model.init_args.parameter_prior_weight", "0"]
 LINEAR_DOMAIN = [
@@ -147,13 +149,13 @@ def fit(arguments: list[str]) -> None:
 
 
 def train(name: str, overrides: list[str]) -> Path:
-    """The variant's last.ckpt, trained first if its run (or the imitator it names) is missing."""
+    """The variant's last.ckpt, trained first if its run (or the imitator it names) has no finished fit."""
     for imitator, configs in IMITATORS.items():
-        if imitator in overrides and not any((REPO / imitator).glob("version_*/checkpoints/last.ckpt")):
+        if imitator in overrides and finished_checkpoint(REPO / imitator) is None:
             fit([arg for config in configs for arg in ("--config", config)])
     run = REPO / "runs" / f"variant-{name}"
-    checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
-    if not checkpoint.is_file():
+    checkpoint = finished_checkpoint(run)
+    if checkpoint is None:
         fit(
             [
                 "--config",
@@ -167,6 +169,7 @@ def train(name: str, overrides: list[str]) -> Path:
                 "false",
             ]
         )
+        checkpoint = finished_checkpoint(run)
     return checkpoint
 
 
