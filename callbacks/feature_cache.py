@@ -3,7 +3,8 @@
 NOT in the paper (issue 13: the feature-group ablations). The reader (models.readers.FaceFeatureReader) caches
 the frozen features of each picture in memory, keyed by a hash of the picture's bytes; a new fit starts empty and
 spends most of its first epoch in the landmark net and dlib (~10 min for 19,000 rows on one CPU thread). This
-callback loads that cache from a file when the fit starts and writes it back after every training epoch and at
+callback loads that cache from a file (by default FOLDER.features.npz beside the training set's FOLDER) when the
+fit starts and writes it back after every training epoch and at
 the end of fit, group by group, so a fit with the groups `mesh` + `colour` and a later one with `colour` alone
 both read what the first computed. Written here, not taken from a library: the keys and the group layout are the
 reader's own.
@@ -91,11 +92,19 @@ def write_feature_cache(path: Path, groups: dict[str, dict[bytes, np.ndarray]]) 
         temporary.unlink(missing_ok=True)
 
 
-class FeatureCache(Callback):
-    """Load a FaceFeatureReader's feature cache from `path` at fit start; write it back after each training epoch."""
+def beside_training_set(target_root: str | os.PathLike) -> Path:
+    """The default cache file of a training set: FOLDER.features.npz next to the set's folder."""
+    root = Path(target_root)
+    return root.with_name(f"{root.name}.features.npz")
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+
+class FeatureCache(Callback):
+    """Load a FaceFeatureReader's feature cache at fit start; write it back after each training epoch.
+
+    `path` None: beside the datamodule's training set (`beside_training_set` of its `target_root`)."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = None if path is None else Path(path)
         self.loaded_rows = 0  # pictures whose features came from the file (all the reader's groups)
         self._written_rows = -1
 
@@ -112,6 +121,11 @@ class FeatureCache(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         reader = self.reader(pl_module)
+        if self.path is None:
+            target_root = dict(getattr(getattr(trainer, "datamodule", None), "hparams", {})).get("target_root")
+            if target_root is None:
+                raise ValueError("FeatureCache(path=None) needs a datamodule with a target_root; give a path")
+            self.path = beside_training_set(target_root)
         groups = tuple(reader.features)
         stored = read_feature_cache(self.path)
         if not all(group in stored for group in groups):

@@ -212,4 +212,4 @@ def test_the_cached_overlay_adds_the_feature_cache_to_any_group_overlay():
 
     cli = composed("mesh", "--config", str(CONFIGS / "cached.yaml"))
     (cache,) = [callback for callback in cli.trainer.callbacks if isinstance(callback, FeatureCache)]
-    assert cache.path.name == "game-photo-64-20k-seed3.npz" and tuple(cli.model.net.features) == ("mesh",)
+    assert cache.path is None and tuple(cli.model.net.features) == ("mesh",)  # beside the training set

@@ -130,3 +130,16 @@ def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path, monkeypat
     with pytest.raises(OSError):
         write_feature_cache(path, {"colour": rows | {b"j" * 16: rows[b"k" * 16]}})
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_without_a_path_the_file_sits_beside_the_training_set(tmp_path):
+    datamodule = SimpleNamespace(hparams={"target_root": str(tmp_path / "data" / "photo-64")})
+    cache = FeatureCache()
+    cache.setup(
+        SimpleNamespace(datamodule=datamodule), SimpleNamespace(net=FaceFeatureReader(["colour"], hidden=8)), "fit"
+    )
+    assert cache.path == tmp_path / "data" / "photo-64.features.npz"
+    with pytest.raises(ValueError, match="needs a datamodule with a target_root"):
+        FeatureCache().setup(
+            SimpleNamespace(datamodule=None), SimpleNamespace(net=FaceFeatureReader(["colour"], hidden=8)), "fit"
+        )

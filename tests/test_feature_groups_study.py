@@ -3,8 +3,6 @@ trains, reuses and scores its variants end to end on a tiny set (slow)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -33,16 +31,12 @@ def test_a_variants_slice_of_the_shared_features_is_what_its_own_extractor_compu
 
 
 def test_the_fit_command_names_the_groups_the_seed_and_the_cache(tmp_path):
-    command = fit_command("no_identity", 2, 50, tmp_path / "runs", tmp_path / "c.npz")
+    command = fit_command("no_identity", 2, 50, tmp_path / "runs")
     text = " ".join(command)
     assert "--model.init_args.net.init_args.features [mesh, colour]" in text
     assert "--seed_everything 2" in text and "--run.name feature-groups-no_identity-s2" in text
     assert "--trainer.max_steps 50" in text
-    (callback,) = json.loads(command[command.index("--trainer.callbacks") + 1])
-    assert callback == {
-        "class_path": "callbacks.feature_cache.FeatureCache",
-        "init_args": {"path": str(tmp_path / "c.npz")},
-    }
+    assert "--config experiments/features/cached.yaml" in text
 
 
 @pytest.mark.slow
@@ -61,18 +55,12 @@ def test_the_study_trains_reuses_and_scores_every_variant(tmp_path, monkeypatch)
     ]
     arguments = ["--variants", "all", "colour", "--all-seeds", "0", "--steps", "3", "--identities", "20"]
     arguments += ["--pairs-per-fold", "2", "--resamples", "20", "--runs", str(tmp_path / "runs")]
-    arguments += [
-        "--cache",
-        str(tmp_path / "cache.npz"),
-        "--root",
-        str(tmp_path / "bench"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    arguments += ["--root", str(tmp_path / "bench"), "--out", str(tmp_path / "out")]
     arguments += [flag for setting in settings for flag in ("--set", setting)]
     report = study.main(arguments)
     assert set(report["rows"]) == {"all-s0", "colour-s0", "truth", "neutral", "face_id"}
-    assert (tmp_path / "cache.npz").is_file() and (tmp_path / "out" / "TABLE.md").read_text().startswith("# Feature")
+    assert (tmp_path / "photo.features.npz").is_file()  # the first fit's features, beside the training set
+    assert (tmp_path / "out" / "TABLE.md").read_text().startswith("# Feature groups")
     made = {name: (tmp_path / path).stat().st_mtime for name, path in report["checkpoints"].items()}
     again = study.main(arguments)  # finished runs are reused, not trained again
     assert {name: (tmp_path / path).stat().st_mtime for name, path in again["checkpoints"].items()} == made

@@ -32,7 +32,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="optimizer steps per fit (default: the config's 10 epochs)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any LightningCLI setting")
     parser.add_argument("--runs", type=Path, default=REPO / "runs")
-    parser.add_argument("--cache", type=Path, default=REPO / "runs/feature_cache/game-photo-64-20k-seed3.npz")
     parser.add_argument("--root", default=held_out.ROOT, help="the likeness benchmark's folder")
     parser.add_argument("--identities", type=int, default=1000)
     parser.add_argument("--pairs-per-fold", type=int, default=600)
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoints = {}
     for variant in args.variants:
         for seed in args.all_seeds if variant == "all" else args.seeds:
-            checkpoints[f"{variant}-s{seed}"] = train(variant, seed, args.steps, args.runs, args.cache, extra)
+            checkpoints[f"{variant}-s{seed}"] = train(variant, seed, args.steps, args.runs, extra)
     held = held_out.build(args.root, args.identities, pairs_per_fold=args.pairs_per_fold)
     recogniser, judge = load_recogniser()
     visible = visible_set()

@@ -2,7 +2,7 @@
 
 Each variant trains experiments/features/base.yaml with some of the frozen feature groups (models/face_features.py:
 `mesh`, `identity`, `colour`) through the LightningCLI. The frozen features are kept on disk between fits
-(callbacks/feature_cache.py, as experiments/features/cached.yaml adds it). Every variant is scored on the likeness
+(experiments/features/cached.yaml: FOLDER.features.npz beside the training set). Every variant is scored on the likeness
 benchmark (eval/likeness_bench.py, held-out recogniser, 256 px), whose photos' features are computed once: each
 reader's frozen part is swapped for its columns of one shared extractor (the same values: the groups are computed
 independently and concatenated in GROUPS order).
@@ -11,7 +11,6 @@ independently and concatenated in GROUPS order).
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ from lightning_modules.run_folder import finished_checkpoint
 from models.face_features import GROUP_WIDTHS, GROUPS, FaceFeatures
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE_CALLBACK = "callbacks.feature_cache.FeatureCache"  # experiments/features/cached.yaml's, with the study's path
 VARIANTS: dict[str, tuple[str, ...]] = {
     "all": GROUPS,
     "mesh": ("mesh",),
@@ -37,13 +35,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def fit_command(variant: str, seed: int, steps: int | None, runs: Path, cache: Path) -> list[str]:
+def fit_command(variant: str, seed: int, steps: int | None, runs: Path) -> list[str]:
     """The LightningCLI fit of one variant and seed (run name feature-groups-VARIANT-sSEED under `runs`)."""
     groups = "[" + ", ".join(VARIANTS[variant]) + "]"
     command = [
         sys.executable, "-m", "lightning_modules.cli", "fit",
         "--config", "experiments/features/base.yaml",
-        "--trainer.callbacks", json.dumps([{"class_path": CACHE_CALLBACK, "init_args": {"path": str(cache)}}]),
+        "--config", "experiments/features/cached.yaml",
         "--model.init_args.net.init_args.features", groups,
         "--seed_everything", str(seed),
         "--run.name", f"feature-groups-{variant}-s{seed}",
@@ -53,11 +51,11 @@ def fit_command(variant: str, seed: int, steps: int | None, runs: Path, cache: P
     return command + (["--trainer.max_steps", str(steps)] if steps else [])
 
 
-def train(variant: str, seed: int, steps: int | None, runs: Path, cache: Path, extra: list[str] = ()) -> Path:
+def train(variant: str, seed: int, steps: int | None, runs: Path, extra: list[str] = ()) -> Path:
     """The variant's last.ckpt, trained first unless a finished fit of it is in `runs`."""
     run = runs / f"feature-groups-{variant}-s{seed}"
     if finished_checkpoint(run) is None:
-        subprocess.run([*fit_command(variant, seed, steps, runs, cache), *extra], check=True, cwd=REPO)
+        subprocess.run([*fit_command(variant, seed, steps, runs), *extra], check=True, cwd=REPO)
     return finished_checkpoint(run)
 
 
