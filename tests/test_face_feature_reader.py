@@ -205,3 +205,11 @@ def test_fits_two_steps_through_the_cli_and_the_checkpoint_rebuilds_the_reader(p
     assert int(net.statistics_batches_seen) == 2 and int(net.statistics_rows) == 8  # two training batches of 4
     with torch.no_grad():
         assert net(torch.rand(2, 3, 64, 64)).parameters.shape == (2, 267)
+
+
+def test_the_cached_overlay_adds_the_feature_cache_to_any_group_overlay():
+    from callbacks.feature_cache import FeatureCache
+
+    cli = composed("mesh", "--config", str(CONFIGS / "cached.yaml"))
+    (cache,) = [callback for callback in cli.trainer.callbacks if isinstance(callback, FeatureCache)]
+    assert cache.path is None and tuple(cli.model.net.features) == ("mesh",)  # beside the training set

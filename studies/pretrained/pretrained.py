@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = (REPO / "experiments/features/base.yaml", REPO / "experiments/features/all.yaml")
+CONFIGS = tuple(REPO / "experiments/features" / name for name in ("base.yaml", "all.yaml", "cached.yaml"))
 RUN_NAME = "pretrained-default"
 MAX_BYTES = 20 * 1024 * 1024  # the project's limit for a file under weights/
 NOT_IN_PAPER = "not in the paper: frozen real-face features + MLP head"
