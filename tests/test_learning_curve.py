@@ -112,3 +112,15 @@ def test_a_toy_curve_trains_snapshots_scores_and_plots(tmp_path):
     assert "default" in report["rows"] and {"truth", "neutral"} <= set(report["rows"])
     with Image.open(tmp_path / "out" / "learning_curve.png") as picture:
         assert picture.size[0] > 800 and len(set(picture.convert("L").getdata())) > 10  # drawn, not blank
+
+
+def test_an_interrupted_fits_snapshots_are_dropped_before_it_is_trained_again(tmp_path, monkeypatch):
+    from studies.learning_curve import curve
+
+    stale = tmp_path / "curve-paper-64" / "snapshots" / "step0000050.ckpt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from a fit that was killed")
+    fits = []
+    monkeypatch.setattr(curve, "imitator", lambda size, runs, extra: runs / "demo-imitator")
+    monkeypatch.setattr(curve, "fit", lambda configs, name, runs, extra: fits.append(name))
+    assert curve.train("paper", 64, 2, tmp_path) == [] and fits == ["curve-paper-64"] and not stale.exists()
