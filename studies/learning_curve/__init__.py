@@ -1,0 +1,1 @@
+"""Does the paper's method get better with more images and a larger input? Scores against screenshots seen."""
