@@ -47,17 +47,19 @@ def test_yaw_zero_is_the_front_view_bit_for_bit(style):
 
 
 def test_three_quarter_views_mirror_each_other(game, monkeypatch):
-    """The neutral head is symmetric (tests/test_game_rig.py): under a symmetric light, +35 degrees is -35 mirrored."""
+    """Under a symmetric light, +35 degrees is -35 mirrored, up to the head's own asymmetry: engine v2's hair has a
+    parting and strands, so the front view differs from its own mirror image, and the turned views may differ by
+    no more than that."""
     monkeypatch.setattr(Lighting, "studio", staticmethod(lambda: SYMMETRIC_LIGHT))
+    front = game.render(NEUTRAL)
+    own_mean, own_far = mirror_error(front, front)  # measured at 96 px: 2.71, 13.4% of pixels off by > 8
     left, right = game.render(NEUTRAL, yaw_degrees=-35), game.render(NEUTRAL, yaw_degrees=35)
-    mean, far = mirror_error(right, left)
-    # Measured at 96-128 px: mean 0.31, 0.6% of pixels off by > 8 (the front view against its own mirror image:
-    # 0.26, 0.7%: the mesh is symmetric to 0.05 units, and edges rasterise a little differently).
-    assert mean < 1.0 and far < 0.02, (mean, far)
-    # The check can fail: a 30-degree turn against -35 (measured 4.5, 16%), or a view that did not turn.
+    mean, far = mirror_error(right, left)  # measured 3.06, 15.0%
+    assert mean < 1.3 * own_mean and far < 1.3 * own_far, (mean, far, own_mean, own_far)
+    # The check can fail: a 30-degree turn against -35 (measured 6.49, 28.4%), or a view that did not turn.
     mean, far = mirror_error(game.render(NEUTRAL, yaw_degrees=30), left)
-    assert mean > 1.0 and far > 0.02, (mean, far)
-    assert np.abs(right.astype(int) - game.render(NEUTRAL).astype(int)).mean() > 5
+    assert mean > 1.8 * own_mean and far > 1.8 * own_far, (mean, far, own_mean, own_far)
+    assert np.abs(right.astype(int) - front.astype(int)).mean() > 5
 
 
 def test_turned_silhouettes_mirror_under_the_studio_light(game):
