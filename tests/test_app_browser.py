@@ -170,6 +170,9 @@ def test_a_photo_gives_a_character_a_slider_changes_it_and_the_preset_holds_the_
         group.click()  # a closed group's sliders are not in the page
     every = "[id^=slider-] input[type=number]"
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, every)) == 267, "all 267 sliders")
+    browser.execute_script("window.scrollTo(0, 0)")  # the model's reading, before any slider moves
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
     before = {view: front_view(browser, view) for view in ("front-view", "three-quarter-view")}
     browser.find_element(By.CSS_SELECTOR, f"#slider-{MOVED} input[type=range]").send_keys(Keys.END)
     for view, src in before.items():
@@ -177,9 +180,6 @@ def test_a_photo_gives_a_character_a_slider_changes_it_and_the_preset_holds_the_
         change = np.abs(picture(front_view(browser, view)) - picture(src)).mean(-1)
         assert (change > 30).mean() > 0.01, view  # a wider head: a visible band of pixels changed
 
-    browser.execute_script("window.scrollTo(0, 0)")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
 
     browser.find_element(By.ID, "preset-download").click()
     preset_file = downloads / "astronaut.json"
