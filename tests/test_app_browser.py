@@ -180,7 +180,6 @@ def test_a_photo_gives_a_character_a_slider_changes_it_and_the_preset_holds_the_
         change = np.abs(picture(front_view(browser, view)) - picture(src)).mean(-1)
         assert (change > 30).mean() > 0.01, view  # a wider head: a visible band of pixels changed
 
-
     browser.find_element(By.ID, "preset-download").click()
     preset_file = downloads / "astronaut.json"
     wait_for(browser, lambda d: preset_file.is_file() and preset_file.stat().st_size > 0, "the preset download", 30)
