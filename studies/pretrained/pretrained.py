@@ -26,6 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 # (studies/feature_groups: 0.628 (0.612-0.645) vs 0.558-0.583); the landmark mesh adds 1404 noisy inputs.
 CONFIGS = tuple(REPO / "experiments/features" / name for name in ("base.yaml", "identity.yaml", "cached.yaml"))
 RUN_NAME = "pretrained-default"
+GROUP_SOURCES = {
+    "mesh": "MediaPipe's landmark net: the pose-free mesh",
+    "identity": "dlib's face descriptor",
+    "colour": "landmark-placed Lab region colours",
+}
 MAX_BYTES = 20 * 1024 * 1024  # the project's limit for a file under weights/
 NOT_IN_PAPER = "not in the paper: frozen real-face features + MLP head"
 TITLE = NOT_IN_PAPER[0].upper() + NOT_IN_PAPER[1:]  # as a sentence begins
@@ -184,9 +189,9 @@ def model_card(meta: dict, model: Path, report: dict | None) -> str:
     lines = [
         "# The default model",
         "",
-        f"**{TITLE}** ({meta['network']}, feature groups {meta['features']}): frozen networks "
-        "pretrained on real faces (MediaPipe's landmark net, dlib's face descriptor, landmark-placed Lab region "
-        "colours) and a small MLP head trained on photo-style renders with known parameters. The paper's method "
+        f"**{TITLE}** ({meta['network']}, feature groups {meta['features']}): frozen features from networks "
+        f"pretrained on real faces ({', '.join(GROUP_SOURCES[group] for group in meta['features'] or [])}) and a small "
+        "MLP head trained on photo-style renders with known parameters. The paper's method "
         "(E -> R through an imitator) is experiments/main.yaml; this is the model `python -m eval.reconstruct` and "
         "`eval/verify.py` use when no --ckpt is given.",
         "",
