@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from models.face_features import GROUP_WIDTHS, GROUPS
+from models.face_features import GROUP_WIDTHS, GROUPS, group_columns
+from models.readers import PICTURE_KEY_BYTES as KEY_BYTES
 from models.readers import FaceFeatureReader
 from models.weights import FACE_API_VERSION, MEDIAPIPE_VERSION
 
@@ -33,16 +34,6 @@ FEATURE_FINGERPRINT = (
     f"mediapipe {MEDIAPIPE_VERSION} landmark net, face-api {FACE_API_VERSION} dlib descriptor, "
     f"groups {dict(GROUP_WIDTHS)}, colour regions v1"
 )
-KEY_BYTES = 16  # FaceFeatureReader's blake2b digest size
-
-
-def _offsets(groups: tuple[str, ...]) -> dict[str, slice]:
-    """Where each group sits in a reader's concatenated features (GROUPS order)."""
-    slices, start = {}, 0
-    for group in groups:
-        slices[group] = slice(start, start + GROUP_WIDTHS[group])
-        start += GROUP_WIDTHS[group]
-    return slices
 
 
 def read_feature_cache(path: Path) -> dict[str, dict[bytes, np.ndarray]]:
@@ -148,7 +139,7 @@ class FeatureCache(Callback):
         if not trainer.is_global_zero or len(reader._cache) == self._written_rows:
             return
         stored = read_feature_cache(self.path)  # re-read: another fit may have added rows meanwhile
-        for group, columns in _offsets(tuple(reader.features)).items():
+        for group, columns in group_columns(reader.features).items():
             rows = stored.setdefault(group, {})
             for key, features in reader._cache.items():
                 rows.setdefault(key, features[columns].float().cpu().numpy())

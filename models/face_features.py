@@ -30,6 +30,16 @@ from models.modes import AlwaysEval
 GROUP_WIDTHS = {"mesh": 468 * 3, "identity": 128, "colour": 5 * 6}
 GROUPS = tuple(GROUP_WIDTHS)
 
+
+def group_columns(groups: Sequence[str]) -> dict[str, slice]:
+    """Where each of `groups` sits in FaceFeatures(groups)'s output: the groups concatenated in GROUPS order."""
+    columns, start = {}, 0
+    for group in (g for g in GROUPS if g in groups):
+        columns[group] = slice(start, start + GROUP_WIDTHS[group])
+        start += GROUP_WIDTHS[group]
+    return columns
+
+
 # MediaPipe landmark indices (game/data/face_mesh_connections.csv names the contours they come from).
 _CHEEKS = (50, 101, 118, 123, 205, 280, 330, 347, 352, 425)
 _FOREHEAD = (151, 108, 337, 69, 299)

@@ -66,6 +66,9 @@ class EncoderRegressorReader(nn.Module):
         return ReaderOutput(self.regressor(encoded.features).parameters, encoded.loss)
 
 
+PICTURE_KEY_BYTES = 16  # FaceFeatureReader's cache key: a blake2b digest of the picture's float32 bytes
+
+
 class FaceFeatureReader(nn.Module):
     """NOT in the paper (issue 13 item 2): frozen real-face features (models.face_features.FaceFeatures: `mesh`,
     `identity`, `colour`), standardised, then a small trainable MLP -> parameters, 2.5 tanh like R's, starting at
@@ -112,7 +115,7 @@ class FaceFeatureReader(nn.Module):
         if not self.cache_rows:
             return self.extractor(images)
         rows = images.detach().float().cpu().numpy()
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+        keys = [hashlib.blake2b(row.tobytes(), digest_size=PICTURE_KEY_BYTES).digest() for row in rows]
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
         computed = dict(zip(missing, self.extractor(images[missing]))) if missing else {}
         for i, feature in computed.items():

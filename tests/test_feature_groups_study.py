@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models.face_features import FaceFeatures
-from studies.feature_groups.groups import VARIANTS, GroupSlice, SharedFeatures, fit_command
+from models.readers import FaceFeatureReader
+from studies.feature_groups.groups import VARIANTS, GroupSlice, fit_command, shared_features
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +17,9 @@ def images() -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def shared(images) -> SharedFeatures:
-    features = SharedFeatures()
-    features(images)
+def shared(images) -> FaceFeatureReader:
+    features = shared_features()
+    features.frozen_features(images)
     return features
 
 
@@ -27,7 +28,7 @@ def test_a_variants_slice_of_the_shared_features_is_what_its_own_extractor_compu
     expected = FaceFeatures(VARIANTS[variant])(images)
     sliced = GroupSlice(shared, VARIANTS[variant])(images)  # memoised: the shared nets do not run again
     torch.testing.assert_close(sliced, expected, rtol=1e-5, atol=1e-5)
-    assert len(shared.memo) == len(images)
+    assert len(shared._cache) == len(images)
 
 
 def test_the_fit_command_names_the_groups_the_seed_and_the_cache(tmp_path):

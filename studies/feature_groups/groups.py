@@ -2,26 +2,25 @@
 
 Each variant trains experiments/features/base.yaml with some of the frozen feature groups (models/face_features.py:
 `mesh`, `identity`, `colour`) through the LightningCLI. The frozen features are kept on disk between fits
-(experiments/features/cached.yaml: FOLDER.features.npz beside the training set). Every variant is scored on the likeness
-benchmark (eval/likeness_bench.py, held-out recogniser, 256 px), whose photos' features are computed once: each
-reader's frozen part is swapped for its columns of one shared extractor (the same values: the groups are computed
-independently and concatenated in GROUPS order).
+(experiments/features/cached.yaml: FOLDER.features.npz beside the training set). Every variant is scored on the
+likeness benchmark (eval/likeness_bench.py, held-out recogniser, 256 px), whose photos' features are computed once:
+each reader's frozen part is swapped for its columns of one shared reader's cached features (the same values: the
+groups are computed independently and concatenated in GROUPS order).
 """
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from eval.descriptors import ReaderDescriptor, load_parameter_model
 from lightning_modules.run_folder import finished_checkpoint
-from models.face_features import GROUP_WIDTHS, GROUPS, FaceFeatures
+from models.face_features import GROUPS, group_columns
+from models.readers import FaceFeatureReader
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -59,40 +58,28 @@ def train(variant: str, seed: int, steps: int | None, runs: Path, extra: list[st
     return finished_checkpoint(run)
 
 
-class SharedFeatures(nn.Module):
-    """All groups' frozen features, computed once per picture (memoised by its bytes) for every reader that asks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.extractor = FaceFeatures(GROUPS)
-        self.memo: dict[bytes, torch.Tensor] = {}
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in images.float().cpu().numpy()]
-        missing = [i for i, key in enumerate(keys) if key not in self.memo]
-        if missing:
-            for i, features in zip(missing, self.extractor(images[missing])):
-                self.memo[keys[i]] = features
-        return torch.stack([self.memo[key] for key in keys]).to(images.device)
+def shared_features() -> FaceFeatureReader:
+    """A reader of every group whose frozen-feature cache (memoised by picture bytes) serves all the variants."""
+    return FaceFeatureReader(GROUPS, hidden=1)
 
 
 class GroupSlice(nn.Module):
-    """A reader's `extractor` stand-in: its groups' columns of the shared features, in GROUPS order."""
+    """A reader's `extractor` stand-in: its groups' columns of the shared reader's frozen features."""
 
-    def __init__(self, shared: SharedFeatures, groups: tuple[str, ...]) -> None:
+    def __init__(self, shared: FaceFeatureReader, groups: tuple[str, ...]) -> None:
         super().__init__()
         self.shared = [shared]  # a list: not a submodule, so .to()/.eval() of one reader leave it alone
-        starts = np.cumsum([0, *GROUP_WIDTHS.values()])
-        columns = [np.arange(starts[i], starts[i + 1]) for i, g in enumerate(GROUPS) if g in groups]
-        self.register_buffer("columns", torch.from_numpy(np.concatenate(columns)), persistent=False)
+        every = group_columns(GROUPS)
+        columns = [torch.arange(every[g].start, every[g].stop) for g in GROUPS if g in groups]
+        self.register_buffer("columns", torch.cat(columns), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.shared[0](images)[:, self.columns]
+        return self.shared[0].frozen_features(images).to(images.device)[:, self.columns]
 
 
 def sharing_readers(checkpoints: dict[str, Path]) -> dict[str, ReaderDescriptor]:
     """name -> the checkpoint's reader as a benchmark method, every one reading the same shared frozen features."""
-    shared, methods = SharedFeatures(), {}
+    shared, methods = shared_features(), {}
     for name, path in checkpoints.items():
         reader, size = load_parameter_model(path)
         reader.extractor = GroupSlice(shared, tuple(reader.features))
