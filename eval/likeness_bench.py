@@ -8,9 +8,12 @@ Intervals are 95% percentile bootstraps over people (a person's photos resampled
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -205,11 +208,11 @@ def _cell(value, interval=None, digits: int = 4) -> str:
     return f"{text} ({interval[0]:.{digits}f}-{interval[1]:.{digits}f})" if interval else text
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, title: str = "Likeness benchmark") -> str:
     """The rows as a Markdown table with their intervals, and what was measured how."""
     b = report["benchmark"]
     lines = [
-        "# Likeness benchmark",
+        f"# {title}",
         "",
         f"{b['identities']} held-out people x {b['photos_per_identity']} synthetic photos at {b['size']} px "
         f"(seed {b['seed']}, prior {b['prior']}, extras {b['extras']}); verification on {b['pairs']} pairs "
@@ -235,3 +238,28 @@ def markdown(report: dict) -> str:
     lines += ["", "Intervals: 95% bootstrap over people; verification: mean ± std over the 10 folds."]
     lines += [f"- {note}" for note in report.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def study_report(held: LikenessBenchmark, methods: dict[str, Method], kind: str, argv, resamples: int = 2000) -> dict:
+    """A study's report on the benchmark: its kind and arguments, the held-out recogniser, the benchmark's shape,
+    the visible set's size, and score()'s rows for `methods`, the truth and the neutral face."""
+    recogniser, judge = load_recogniser()
+    visible = visible_set()
+    scored = score(held, methods, recogniser.eval(), visible=visible, resamples=resamples)
+    return {
+        "kind": kind,
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "argv": argv,
+        "recogniser": judge["recogniser"],
+        "held_out": judge["held_out"],
+        "benchmark": held.summary(),
+        "visible": len(visible),
+        **scored,
+    }
+
+
+def write_report(report: dict, out: Path, name: str, title: str) -> None:
+    """OUT/NAME.json (the whole report) and OUT/TABLE.md (markdown() under `title`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "TABLE.md").write_text(markdown(report, title))

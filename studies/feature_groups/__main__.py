@@ -10,13 +10,11 @@ Trains every variant (reusing finished runs in --runs), then scores them all in 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
 from pathlib import Path
 
 from eval.benchmarks import held_out
-from eval.likeness_bench import load_recogniser, markdown, score, visible_set
+from eval.likeness_bench import study_report, write_report
 from studies.feature_groups.groups import REPO, VARIANTS, sharing_readers, train
 
 
@@ -58,16 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in args.all_seeds if variant == "all" else args.seeds:
             checkpoints[f"{variant}-s{seed}"] = train(variant, seed, args.steps, args.runs, extra)
     held = held_out.build(args.root, args.identities, pairs_per_fold=args.pairs_per_fold)
-    recogniser, judge = load_recogniser()
-    visible = visible_set()
-    scored = score(held, sharing_readers(checkpoints), recogniser.eval(), visible=visible, resamples=args.resamples)
-    report = {
-        "kind": "likeness.feature_groups",
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "argv": argv,
-        "recogniser": judge["recogniser"],
-        "held_out": judge["held_out"],
-        "benchmark": held.summary(),
+    report = study_report(held, sharing_readers(checkpoints), "likeness.feature_groups", argv, args.resamples)
+    report |= {
         "variants": {name: list(groups) for name, groups in VARIANTS.items() if name in args.variants},
         "checkpoints": {
             name: str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
@@ -75,13 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "notes": [
             "Not in the paper: the default model's reader (models.readers.FaceFeatureReader) with some feature groups.",
-            f"Visible set: {len(visible)} sliders; intervals: 95% bootstrap over people.",
+            f"Visible set: {report['visible']} sliders; intervals: 95% bootstrap over people.",
         ],
-        **scored,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "feature_groups.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "TABLE.md").write_text(markdown(report).replace("# Likeness benchmark", "# Feature groups", 1))
+    write_report(report, args.out, "feature_groups", "Feature groups")
     return report
 
 

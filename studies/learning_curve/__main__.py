@@ -12,14 +12,12 @@ learning_curve.png. CPU hours at the defaults (the 128 px fits cost ~4x the 64 p
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
 from pathlib import Path
 
 from eval.benchmarks import held_out
 from eval.descriptors import DEFAULT_MODEL, ReaderDescriptor, load_parameter_model
-from eval.likeness_bench import load_recogniser, markdown, score, visible_set
+from eval.likeness_bench import study_report, write_report
 from studies.learning_curve.curve import (
     OBJECTIVES,
     REPO,
@@ -72,37 +70,26 @@ def main(argv: list[str] | None = None) -> dict:
     for objective in args.objectives:
         for size in args.sizes:
             for path in train(objective, size, args.epochs, args.runs, extra, imitator_extra):
-                name = f"{objective}-{size}-step{snapshot_step(path)}"
-                snapshots[name] = (objective, size, snapshot_step(path), screenshots_per_step(path))
+                step = snapshot_step(path)
+                name = f"{objective}-{size}-step{step}"
+                snapshots[name] = (objective, size, step, screenshots_per_step(path))
                 methods[name] = ReaderDescriptor(name, *load_parameter_model(path))
     if args.reference is not None:
         methods["default"] = ReaderDescriptor("default", *load_parameter_model(args.reference))
     root = args.root or f"{held_out.ROOT}-{args.identities}"
     held = held_out.build(root, args.identities, pairs_per_fold=args.pairs_per_fold)
-    recogniser, judge = load_recogniser()
-    visible = visible_set()
-    scored = score(held, methods, recogniser.eval(), visible=visible, resamples=args.resamples)
-    rows = curve_rows(scored, snapshots)
-    references = {"default model": scored["rows"]["default"]} if "default" in methods else {}
-    report = {
-        "kind": "likeness.learning_curve",
-        "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "argv": argv,
+    report = study_report(held, methods, "likeness.learning_curve", argv, args.resamples)
+    rows = curve_rows(report, snapshots)
+    references = {"default model": report["rows"]["default"]} if "default" in methods else {}
+    report |= {
         "epochs": args.epochs,
-        "recogniser": judge["recogniser"],
-        "held_out": judge["held_out"],
-        "benchmark": held.summary(),
-        "visible": len(visible),
         "curve": rows,
         "notes": [
             "Screenshots seen = optimizer steps x the batch's screenshots (as many synthetic photos again).",
             f"The StepLR step is 2/3 of the epochs ({args.epochs}); every snapshot is taken after a validation.",
         ],
-        **scored,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "learning_curve.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "TABLE.md").write_text(markdown(report).replace("# Likeness benchmark", "# Learning curve", 1))
+    write_report(report, args.out, "learning_curve", "Learning curve")
     plot(rows, references, args.out / "learning_curve.png")
     return report
 
