@@ -189,11 +189,11 @@ def test_the_model_card_lists_the_command_commit_seeds_and_time(tmp_path):
 
 @pytest.fixture(scope="module")
 def photo_set(tmp_path_factory) -> Path:
-    """12 photo-style renders at 64 px, one per identity, as experiments/features/base.yaml makes them."""
+    """12 photo-style renders at 128 px, one per identity, as experiments/features/shipped.yaml makes them."""
     from game.dataset import generate
 
     root = tmp_path_factory.mktemp("pretrained") / "photo"
-    return generate(root, 12, size=64, style="photo", seed=3, renders_per_identity=1, workers=1, progress=False)
+    return generate(root, 12, size=128, style="photo", seed=3, renders_per_identity=1, workers=1, progress=False)
 
 
 def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, run_cli, astronaut_jpg):
@@ -217,7 +217,7 @@ def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, ru
     assert type(net) is FaceFeatureReader and int(net.statistics_rows) == 8  # two training batches of 4
     assert model.stat().st_size < MAX_BYTES
     meta = json.loads((out / "model.json").read_text())
-    assert meta["parameter_table_version"] == P.TABLE_VERSION and meta["image_size"] == 64
+    assert meta["parameter_table_version"] == P.TABLE_VERSION and meta["image_size"] == 128  # the size it was trained at: shipped.yaml's
     assert meta["training"]["global_step"] == 2 and meta["data"]["train_rows"] == 9 and meta["data"]["val_rows"] == 3
     assert meta["data"]["render_seed"] == 3 and len(meta["commit"]) >= 40
     card = (out / "MODEL_CARD.md").read_text()
