@@ -217,7 +217,8 @@ def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, ru
     assert type(net) is FaceFeatureReader and int(net.statistics_rows) == 8  # two training batches of 4
     assert model.stat().st_size < MAX_BYTES
     meta = json.loads((out / "model.json").read_text())
-    assert meta["parameter_table_version"] == P.TABLE_VERSION and meta["image_size"] == 128  # the size it was trained at: shipped.yaml's
+    assert meta["parameter_table_version"] == P.TABLE_VERSION
+    assert meta["image_size"] == 128  # the size it was trained at: shipped.yaml's
     assert meta["training"]["global_step"] == 2 and meta["data"]["train_rows"] == 9 and meta["data"]["val_rows"] == 3
     assert meta["data"]["render_seed"] == 3 and len(meta["commit"]) >= 40
     card = (out / "MODEL_CARD.md").read_text()

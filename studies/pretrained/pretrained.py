@@ -2,8 +2,8 @@
 and write its model card. NOT in the paper: frozen real-face features + MLP head (models.readers.FaceFeatureReader,
 experiments/features/).
 
-fit() runs `python -m lightning_modules.cli fit` on experiments/features/base.yaml + identity.yaml + shipped.yaml under a
-time budget;
+fit() runs `python -m lightning_modules.cli fit` on experiments/features/base.yaml + identity.yaml + shipped.yaml
+under a time budget;
 export() writes the run's network as weights/default/model.pt (models.checkpoints.export_network: what
 `load_network(path, "net")` and eval.descriptors.load_parameter_model read) with its metadata; score() runs the likeness
 benchmark (`python -m bench.likeness`) on it as row `default`; model_card() writes the card from both.
