@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -241,15 +242,16 @@ def markdown(report: dict, title: str = "Likeness benchmark") -> str:
 
 
 def study_report(held: LikenessBenchmark, methods: dict[str, Method], kind: str, argv, resamples: int = 2000) -> dict:
-    """A study's report on the benchmark: its kind and arguments, the held-out recogniser, the benchmark's shape,
-    the visible set's size, and score()'s rows for `methods`, the truth and the neutral face."""
+    """A study's report on the benchmark: its kind and arguments (the command line's when `argv` is None), the
+    held-out recogniser, the benchmark's shape, the visible set's size, and score()'s rows for `methods`, the truth
+    and the neutral face."""
     recogniser, judge = load_recogniser()
     visible = visible_set()
     scored = score(held, methods, recogniser.eval(), visible=visible, resamples=resamples)
     return {
         "kind": kind,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "argv": argv,
+        "argv": sys.argv[1:] if argv is None else list(argv),
         "recogniser": judge["recogniser"],
         "held_out": judge["held_out"],
         "benchmark": held.summary(),
