@@ -278,3 +278,25 @@ def test_a_benchmark_shape_that_cannot_be_drawn_is_refused_before_rendering(tmp_
         main([*flags, "--root", str(tmp_path / "set"), "--out", str(tmp_path / "likeness.json")])
     assert stopped.value.code != 0 and message in capsys.readouterr().err
     assert not (tmp_path / "set").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "command_line", "recorded"),
+    [(None, ["prog", "--sizes", "64"], ["--sizes", "64"]), (("--epochs", "3"), ["prog", "ignored"], ["--epochs", "3"])],
+)
+def test_a_study_report_records_the_arguments_it_ran_with(monkeypatch, argv, command_line, recorded):
+    """A study run from the command line passes argv=None: the report must still say how it was run."""
+    from eval import likeness_bench
+
+    class Held:
+        def summary(self) -> dict:
+            return {"identities": 2}
+
+    judge = {"recogniser": "stand-in", "held_out": True}
+    monkeypatch.setattr(likeness_bench, "load_recogniser", lambda: (torch.nn.Identity(), judge))
+    monkeypatch.setattr(likeness_bench, "visible_set", lambda: [0, 1])
+    monkeypatch.setattr(likeness_bench, "score", lambda *args, **kwargs: {"rows": {}})
+    monkeypatch.setattr(likeness_bench.sys, "argv", command_line)
+    report = likeness_bench.study_report(Held(), {}, "likeness.test", argv)
+    assert report["argv"] == recorded and report["kind"] == "likeness.test" and report["visible"] == 2
+    json.dumps(report)  # the report is written as JSON
