@@ -8,6 +8,7 @@ Intervals are 95% percentile bootstraps over people (a person's photos resampled
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import logging
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eval.benchmarks import held_out
 from eval.benchmarks.held_out import LikenessBenchmark
 from eval.evaluate import benchmark_images
 from eval.lineup import lineup_credit, unit
@@ -239,6 +241,27 @@ def markdown(report: dict, title: str = "Likeness benchmark") -> str:
     lines += ["", "Intervals: 95% bootstrap over people; verification: mean ± std over the 10 folds."]
     lines += [f"- {note}" for note in report.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, runs: Path) -> None:
+    """A training study's shared options: --set (LightningCLI settings), --runs, and the benchmark's --root,
+    --identities, --pairs-per-fold and --resamples."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any LightningCLI setting")
+    parser.add_argument("--runs", type=Path, default=runs)
+    parser.add_argument("--root", default=held_out.ROOT, help="the likeness benchmark's folder")
+    parser.add_argument("--identities", type=int, default=1000)
+    parser.add_argument("--pairs-per-fold", type=int, default=600)
+    parser.add_argument("--resamples", type=int, default=2000)
+
+
+def check_study_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """parser.error (exit 2, before any work) on a --set without KEY=VALUE or a benchmark shape that cannot be."""
+    if bad := [setting for setting in args.set if "=" not in setting or setting.startswith("=")]:
+        parser.error(f"--set takes KEY=VALUE, got {bad}")
+    try:
+        held_out.check_shape(args.identities, 4, args.pairs_per_fold, 10)
+    except ValueError as error:
+        parser.error(f"--identities {args.identities}: {error}")
 
 
 def study_report(held: LikenessBenchmark, methods: dict[str, Method], kind: str, argv, resamples: int = 2000) -> dict:

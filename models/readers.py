@@ -146,3 +146,27 @@ class FaceFeatureReader(nn.Module):
         """Images (B, 3, S, S) in [0, 1], template-aligned -> parameters (B, 267), no auxiliary loss."""
         features = self.standardise(self.frozen_features(images))
         return ReaderOutput(self.parameter_range * torch.tanh(self.head(features)), images.new_zeros(()))
+
+
+class MeanOfReaders(nn.Module):
+    """An ensemble of trained readers: the mean of their parameters, each reading the picture at the size it was
+    trained at (None: as given). Not in the paper; nothing is fitted, so it needs no data of its own."""
+
+    def __init__(self, readers: Sequence[nn.Module], image_sizes: Sequence[int | None]) -> None:
+        super().__init__()
+        if not readers or len(readers) != len(image_sizes):
+            raise ValueError(f"need one image size per reader, got {len(readers)} readers, {len(image_sizes)} sizes")
+        self.readers, self.image_sizes = nn.ModuleList(readers), list(image_sizes)
+
+    def forward(self, images: torch.Tensor) -> ReaderOutput:
+        """Images (B, 3, S, S) in [0, 1] -> the members' mean parameters (B, 267) and the sum of their losses."""
+        outputs = [reader(_resized(images, size)) for reader, size in zip(self.readers, self.image_sizes)]
+        parameters = torch.stack([output.parameters for output in outputs]).mean(0)
+        return ReaderOutput(parameters, sum(output.loss for output in outputs))
+
+
+def _resized(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """As eval.descriptors.resize_to (antialiased bilinear), which this layer cannot import."""
+    if size is None or images.shape[-1] == size:
+        return images
+    return nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

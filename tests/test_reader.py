@@ -150,3 +150,46 @@ def test_a_checkpoint_rebuilds_the_reader_alone(tmp_path):
         assert torch.equal(net(images).parameters, module.eval()(images).parameters)
     reloaded = ParameterReaderModule.load_from_checkpoint(tmp_path / "last.ckpt").eval()
     assert isinstance(reloaded.net, EncoderRegressorReader) and not reloaded.net.quantised
+
+
+class SizeReporter(nn.Module):
+    """A reader whose every parameter is the picture's side length (to see the size it was given) plus an offset."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, images: torch.Tensor):
+        from models.readers import ReaderOutput
+
+        side = torch.full((len(images), 267), float(images.shape[-1]))
+        return ReaderOutput(side + self.offset, torch.tensor(self.offset))
+
+
+@pytest.mark.parametrize("sizes, expected_side", [((64, 128), 96.0), ((None, 32), 40.0), ((48, 48), 48.0)])
+def test_the_mean_of_readers_averages_members_that_each_read_at_their_own_size(sizes, expected_side):
+    from models.readers import MeanOfReaders
+
+    ensemble = MeanOfReaders([SizeReporter(0.0), SizeReporter(2.0)], sizes)
+    output = ensemble(torch.rand(3, 3, 48, 48))
+    torch.testing.assert_close(output.parameters, torch.full((3, 267), expected_side + 1.0))
+    assert output.loss.item() == 2.0
+
+
+def test_the_mean_of_real_readers_is_the_mean_of_their_parameters():
+    from models.readers import MeanOfReaders
+
+    torch.manual_seed(0)
+    members = [encoder_regressor(True).eval(), encoder_regressor(False).eval()]
+    images = fake_batch(4)["image"]
+    with torch.no_grad():
+        expected = (members[0](images).parameters + members[1](images).parameters) / 2
+        torch.testing.assert_close(MeanOfReaders(members, [SIZE, SIZE])(images).parameters, expected)
+
+
+@pytest.mark.parametrize("readers, sizes", [([], []), ([nn.Identity()], [64, 128])])
+def test_the_mean_of_readers_refuses_a_size_list_that_does_not_match(readers, sizes):
+    from models.readers import MeanOfReaders
+
+    with pytest.raises(ValueError, match="one image size per reader"):
+        MeanOfReaders(readers, sizes)

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from eval.benchmarks import held_out
-from eval.likeness_bench import study_report, write_report
+from eval.likeness_bench import add_study_arguments, check_study_arguments, study_report, write_report
 from studies.feature_groups.groups import REPO, VARIANTS, sharing_readers, train
 
 
@@ -28,22 +28,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every variant")
     parser.add_argument("--all-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the 'all' variant")
     parser.add_argument("--steps", type=int, help="optimizer steps per fit (default: the config's 10 epochs)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any LightningCLI setting")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs")
-    parser.add_argument("--root", default=held_out.ROOT, help="the likeness benchmark's folder")
-    parser.add_argument("--identities", type=int, default=1000)
-    parser.add_argument("--pairs-per-fold", type=int, default=600)
-    parser.add_argument("--resamples", type=int, default=2000)
+    add_study_arguments(parser, REPO / "runs")
     parser.add_argument("--out", type=Path, default=REPO / "studies/feature_groups/results")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
-    if bad := [setting for setting in args.set if "=" not in setting or setting.startswith("=")]:
-        parser.error(f"--set takes KEY=VALUE, got {bad}")
-    try:
-        held_out.check_shape(args.identities, 4, args.pairs_per_fold, 10)
-    except ValueError as error:
-        parser.error(f"--identities {args.identities}: {error}")
+    check_study_arguments(parser, args)
     return args
 
 
