@@ -267,7 +267,7 @@ def check_study_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
 def study_report(held: LikenessBenchmark, methods: dict[str, Method], kind: str, argv, resamples: int = 2000) -> dict:
     """A study's report on the benchmark: its kind and arguments (the command line's when `argv` is None), the
     held-out recogniser, the benchmark's shape, the visible set's size, and score()'s rows for `methods`, the truth
-    and the neutral face."""
+    and the neutral face; the study adds its own notes before the report's."""
     recogniser, judge = load_recogniser()
     visible = visible_set()
     scored = score(held, methods, recogniser.eval(), visible=visible, resamples=resamples)
@@ -280,6 +280,7 @@ def study_report(held: LikenessBenchmark, methods: dict[str, Method], kind: str,
         "benchmark": held.summary(),
         "visible": len(visible),
         **scored,
+        "notes": [f"Visible set: {len(visible)} sliders; intervals: 95% bootstrap over people."],
     }
 
 

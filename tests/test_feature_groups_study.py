@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from study_checks import assert_refused_before_training
 
 from models.face_features import FaceFeatures
 from models.readers import FaceFeatureReader
@@ -79,7 +80,4 @@ def test_the_study_trains_reuses_and_scores_every_variant(tmp_path, monkeypatch)
 def test_the_study_refuses_bad_arguments_before_any_work(arguments, message, capsys, monkeypatch):
     from studies.feature_groups import __main__ as study
 
-    monkeypatch.setattr(study, "train", lambda *a, **k: pytest.fail("trained despite a bad argument"))
-    with pytest.raises(SystemExit) as exit_:
-        study.main(arguments)
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert_refused_before_training(study, arguments, message, capsys, monkeypatch)

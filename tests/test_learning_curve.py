@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from lightning.pytorch import LightningDataModule, LightningModule
+from study_checks import assert_refused_before_training
 
 from studies.learning_curve.curve import snapshot_callback, snapshot_step, step_size
 
@@ -71,10 +72,7 @@ def test_the_128_px_overlays_set_every_size(tmp_path, monkeypatch):
 def test_the_study_refuses_bad_arguments_before_any_work(arguments, message, capsys, monkeypatch):
     from studies.learning_curve import __main__ as study
 
-    monkeypatch.setattr(study, "train", lambda *a, **k: pytest.fail("trained despite a bad argument"))
-    with pytest.raises(SystemExit) as exit_:
-        study.main(arguments)
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert_refused_before_training(study, arguments, message, capsys, monkeypatch)
 
 
 @pytest.mark.slow

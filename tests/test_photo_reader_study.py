@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import pytest
 import yaml
+from study_checks import assert_refused_before_training
 
 from game.photo_extras import PhotoExtras
 from studies.photo_reader.readers import REPO, VARIANTS, fit_command
@@ -54,10 +55,7 @@ def test_each_training_set_differs_from_the_base_set_only_in_what_its_overlay_sa
 def test_the_study_refuses_bad_arguments_before_any_work(arguments, message, capsys, monkeypatch):
     from studies.photo_reader import __main__ as study
 
-    monkeypatch.setattr(study, "train", lambda *a, **k: pytest.fail("trained despite a bad argument"))
-    with pytest.raises(SystemExit) as exit_:
-        study.main(arguments)
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert_refused_before_training(study, arguments, message, capsys, monkeypatch)
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "notes": [
             "Not in the paper: the default model's reader (models.readers.FaceFeatureReader) with some feature groups.",
-            f"Visible set: {report['visible']} sliders; intervals: 95% bootstrap over people.",
+            *report["notes"],
         ],
     }
     write_report(report, args.out, "feature_groups", "Feature groups")

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": [
             "Screenshots seen = optimizer steps x the batch's screenshots (as many synthetic photos again).",
             f"The StepLR step is 2/3 of the epochs ({args.epochs}); every snapshot is taken after a validation.",
+            *report["notes"],
         ],
     }
     write_report(report, args.out, "learning_curve", "Learning curve")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
             "renders with their known parameters; 'default' is the shipped model (dlib descriptor + MLP head); "
             "'mean-V' the mean of the default model's and V's parameters (models.readers.MeanOfReaders, "
             "nothing fitted).",
-            f"Visible set: {report['visible']} sliders; intervals: 95% bootstrap over people.",
+            *report["notes"],
         ],
     }
     write_report(report, args.out, "photo_reader", "Photo readers")
