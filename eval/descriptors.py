@@ -12,21 +12,14 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+from models.resize import resize_to
 
 log = logging.getLogger(__name__)
 
 # The shipped default model (not in the paper: frozen real-face features + MLP head), made by `make pretrained`
 # (studies/pretrained); the photo tool and verify use it when no --ckpt is given.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "default" / "model.pt"
-
-
-def resize_to(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Images (B, 3, S, S) resized to size x size the way every reader sees them (antialiased bilinear); None or
-    the same size: unchanged."""
-    if size is None or images.shape[-1] == size:
-        return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 class ReaderDescriptor:

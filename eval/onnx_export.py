@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eval.descriptors import resize_to
+from models.resize import resize_to
 
 OPSET = 20  # GridSample (the extractors' fixed crops) on 4-D inputs and Resize with antialias are both in it
 INPUT_NAME, OUTPUT_NAME = "image", "parameters"

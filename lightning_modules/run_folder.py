@@ -11,6 +11,8 @@ import csv
 import json
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from models.checkpoints import FIT_COMPLETE
 
+REPO = Path(__file__).resolve().parents[1]  # where the configs' relative paths start
 # Rank 0 records the folder it chose here; the DDP processes it launches inherit it.
 RUN_DIR_ENV = "LIKENESS_RUN_DIR"
 
@@ -174,6 +177,21 @@ def finished_checkpoint(run: Path) -> Path | None:
         if (path.parent / LastCheckpoint.FIT_COMPLETE).is_file()
     ]
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def fit_command(configs: list[str], name: str, runs: Path) -> list[str]:
+    """The LightningCLI fit of `configs` (later ones overlay earlier ones) as run `name` under `runs`, offline."""
+    flags = [flag for config in configs for flag in ("--config", config)]
+    run = ["--run.name", name, "--run.root", str(runs), "--run.wandb", "false"]
+    return [sys.executable, "-m", "lightning_modules.cli", "fit", *flags, *run]
+
+
+def fit_once(command: list[str], run: Path) -> Path:
+    """The run folder's finished last.ckpt, running the fit `command` from the repository root first unless
+    there is one (finished_checkpoint: a fit killed mid-run is trained again)."""
+    if finished_checkpoint(run) is None:
+        subprocess.run(command, check=True, cwd=REPO)
+    return finished_checkpoint(run)
 
 
 def make_callbacks(run: RunConfig, run_dir: Path, with_loggers: bool = True) -> list[Callback]:

@@ -17,6 +17,7 @@ from torch import nn
 from game.parameters import NUM_PARAMETERS
 from models.face_features import FaceFeatures
 from models.regressor import Regressor
+from models.resize import resize_to
 from models.vqvae2 import VQVAE2
 
 
@@ -160,13 +161,6 @@ class MeanOfReaders(nn.Module):
 
     def forward(self, images: torch.Tensor) -> ReaderOutput:
         """Images (B, 3, S, S) in [0, 1] -> the members' mean parameters (B, 267) and the sum of their losses."""
-        outputs = [reader(_resized(images, size)) for reader, size in zip(self.readers, self.image_sizes)]
+        outputs = [reader(resize_to(images, size)) for reader, size in zip(self.readers, self.image_sizes)]
         parameters = torch.stack([output.parameters for output in outputs]).mean(0)
         return ReaderOutput(parameters, sum(output.loss for output in outputs))
-
-
-def _resized(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """As eval.descriptors.resize_to (antialiased bilinear), which this layer cannot import."""
-    if size is None or images.shape[-1] == size:
-        return images
-    return nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -10,15 +10,13 @@ groups are computed independently and concatenated in GROUPS order).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from eval.descriptors import ReaderDescriptor, load_parameter_model
-from lightning_modules.run_folder import finished_checkpoint
+from lightning_modules import run_folder
 from models.face_features import GROUPS, group_columns
 from models.readers import FaceFeatureReader
 
@@ -34,28 +32,22 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def run_name(variant: str, seed: int) -> str:
+    return f"feature-groups-{variant}-s{seed}"
+
+
 def fit_command(variant: str, seed: int, steps: int | None, runs: Path) -> list[str]:
     """The LightningCLI fit of one variant and seed (run name feature-groups-VARIANT-sSEED under `runs`)."""
     groups = "[" + ", ".join(VARIANTS[variant]) + "]"
-    command = [
-        sys.executable, "-m", "lightning_modules.cli", "fit",
-        "--config", "experiments/features/base.yaml",
-        "--config", "experiments/features/cached.yaml",
-        "--model.init_args.net.init_args.features", groups,
-        "--seed_everything", str(seed),
-        "--run.name", f"feature-groups-{variant}-s{seed}",
-        "--run.root", str(runs),
-        "--run.wandb", "false",
-    ]  # fmt: skip
+    configs = ["experiments/features/base.yaml", "experiments/features/cached.yaml"]
+    command = run_folder.fit_command(configs, run_name(variant, seed), runs)
+    command += ["--model.init_args.net.init_args.features", groups, "--seed_everything", str(seed)]
     return command + (["--trainer.max_steps", str(steps)] if steps else [])
 
 
 def train(variant: str, seed: int, steps: int | None, runs: Path, extra: list[str] = ()) -> Path:
     """The variant's last.ckpt, trained first unless a finished fit of it is in `runs`."""
-    run = runs / f"feature-groups-{variant}-s{seed}"
-    if finished_checkpoint(run) is None:
-        subprocess.run([*fit_command(variant, seed, steps, runs), *extra], check=True, cwd=REPO)
-    return finished_checkpoint(run)
+    return run_folder.fit_once([*fit_command(variant, seed, steps, runs), *extra], runs / run_name(variant, seed))
 
 
 def shared_features() -> FaceFeatureReader:

@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lightning_modules.run_folder import finished_checkpoint
+from lightning_modules.run_folder import finished_checkpoint, fit_command, fit_once
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECTIVES = {"paper": [], "supervised": ["experiments/demo/supervised.yaml"]}
@@ -43,12 +41,7 @@ def run_name(objective: str, size: int) -> str:
 
 def fit(configs: list[str], name: str, runs: Path, extra: list[str]) -> Path:
     """A finished fit of `configs` named `name` under `runs` (trained unless one is there): its last.ckpt."""
-    if finished_checkpoint(runs / name) is None:
-        flags = [flag for config in configs for flag in ("--config", config)]
-        command = [sys.executable, "-m", "lightning_modules.cli", "fit", *flags]
-        command += ["--run.name", name, "--run.root", str(runs), "--run.wandb", "false", *extra]
-        subprocess.run(command, check=True, cwd=REPO)
-    return finished_checkpoint(runs / name)
+    return fit_once([*fit_command(configs, name, runs), *extra], runs / name)
 
 
 def imitator(size: int, runs: Path, extra: list[str]) -> Path:

@@ -1,1 +1,1 @@
-"""Can a reader of the photos pixels bring the visible sliders values closer than the neutral face (issue 13)?"""
+"""Can a reader of the photo's pixels bring the visible sliders' values closer than the neutral face (issue 13)?"""

@@ -47,16 +47,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     extra = [f"--{setting}" for setting in args.set]
     checkpoints = {"default": Path(args.default)} if args.default else {}
+    averaged = args.variants if args.means is None else args.means
+    means = {}  # a pixel reader averaged with the shipped model: the two read different sliders (README)
     for variant in args.variants:
         for seed in args.seeds:
-            checkpoints[f"{variant}-s{seed}"] = train(variant, seed, args.runs, extra)
-    # Each pixel reader averaged with the shipped model: the two read different sliders (README).
-    averaged = args.variants if args.means is None else args.means
-    means = {
-        f"mean-{name}": ("default", name)
-        for name in checkpoints
-        if args.default and name.rpartition("-s")[0] in averaged
-    }
+            checkpoints[name := f"{variant}-s{seed}"] = train(variant, seed, args.runs, extra)
+            if args.default and variant in averaged:
+                means[f"mean-{name}"] = ("default", name)
     held = held_out.build(args.root, args.identities, pairs_per_fold=args.pairs_per_fold)
     report = study_report(held, readers(checkpoints, means), "likeness.photo_reader", argv, args.resamples)
     report |= {

@@ -9,12 +9,10 @@ with and without the nuisances of real photos in the training set (experiments/f
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from eval.descriptors import ReaderDescriptor, load_parameter_model
-from lightning_modules.run_folder import finished_checkpoint
+from lightning_modules import run_folder
 from models.readers import MeanOfReaders
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,19 +26,22 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def run_name(variant: str, seed: int) -> str:
+    return f"features-{variant}-s{seed}"
+
+
 def fit_command(variant: str, seed: int, runs: Path) -> list[str]:
-    """The LightningCLI fit of one variant (run name features-VARIANT-sSEED under `runs`)."""
-    configs = [part for config in (BASE, *VARIANTS[variant]) for part in ("--config", config)]
-    run = ["--run.name", f"features-{variant}-s{seed}", "--run.root", str(runs), "--run.wandb", "false"]
-    return [sys.executable, "-m", "lightning_modules.cli", "fit", *configs, "--seed_everything", str(seed), *run]
+    """The LightningCLI fit of one variant: base.yaml, then its overlays, as run features-VARIANT-sSEED."""
+    return [
+        *run_folder.fit_command([BASE, *VARIANTS[variant]], run_name(variant, seed), runs),
+        "--seed_everything",
+        str(seed),
+    ]
 
 
 def train(variant: str, seed: int, runs: Path, extra: list[str] = ()) -> Path:
     """The variant's last.ckpt, trained first unless a finished fit of it is in `runs`."""
-    run = runs / f"features-{variant}-s{seed}"
-    if finished_checkpoint(run) is None:
-        subprocess.run([*fit_command(variant, seed, runs), *extra], check=True, cwd=REPO)
-    return finished_checkpoint(run)
+    return run_folder.fit_once([*fit_command(variant, seed, runs), *extra], runs / run_name(variant, seed))
 
 
 def readers(
