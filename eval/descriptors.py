@@ -82,8 +82,9 @@ def load_parameter_model(path: str | Path) -> tuple[torch.nn.Module, int | None]
                 "or reader checkpoint, or an export such as weights/default/model.pt)"
             )
         reader = load_network(path, "net")
-        if hasattr(reader, "cache_rows"):  # a FaceFeatureReader's feature cache serves training epochs, not one pass
-            reader.cache_rows = 0
+        for module in reader.modules():  # a FaceFeatureReader's feature cache serves training epochs, not one pass
+            if hasattr(module, "cache_rows"):
+                module.cache_rows = 0
         sizes = {value.get("image_size") for value in entries} - {None}
         return reader, (sizes.pop() if len(sizes) == 1 else None)
     encoder, regressor = load_regression(path)

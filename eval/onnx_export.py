@@ -37,8 +37,9 @@ class ParameterGraph(nn.Module):
 
     def __init__(self, reader: nn.Module, model_size: int | None, input_size: int) -> None:
         super().__init__()
-        if getattr(reader, "cache_rows", 0):  # FaceFeatureReader's training cache hashes bytes: not a graph op
-            reader.cache_rows = 0
+        for module in reader.modules():  # FaceFeatureReader's training cache hashes bytes: not a graph op
+            if getattr(module, "cache_rows", 0):
+                module.cache_rows = 0
         self.reader, self.model_size, self.input_size = reader.eval(), model_size, input_size
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ NETWORK_CLASSES = frozenset(
         "models.readers.TimmReader",
         "models.readers.EncoderRegressorReader",
         "models.readers.FaceFeatureReader",
+        "models.readers.MeanOfReaders",
         "eval.baselines.fastf2p.Translator",
     }
 )
@@ -108,10 +109,23 @@ def network_spec(net: nn.Module) -> dict:
     if missing:
         raise TypeError(f"{cls.__qualname__} must keep its constructor arguments {missing} as attributes")
     init_args = {name: getattr(net, name) for name in names}
-    init_args = {k: list(v) if isinstance(v, tuple) else v for k, v in init_args.items()}  # YAML-friendly
-    # A network built from networks (a reader's E and R) keeps theirs as nested specs.
-    init_args = {k: network_spec(v) if isinstance(v, nn.Module) else v for k, v in init_args.items()}
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+    # A network built from networks (a reader's E and R, an ensemble's members) keeps theirs as nested specs.
+    return {
+        "class_path": f"{cls.__module__}.{cls.__qualname__}",
+        "init_args": {k: _spec_value(v) for k, v in init_args.items()},
+    }
+
+
+def _spec_value(value: object) -> object:
+    """A constructor argument as a spec holds it: a network as its spec, a list of networks (nn.ModuleList too) as a
+    list of specs, a tuple as a list (YAML-friendly)."""
+    if isinstance(value, nn.ModuleList) or (
+        isinstance(value, (list, tuple)) and value and all(isinstance(v, nn.Module) for v in value)
+    ):
+        return [network_spec(v) for v in value]
+    if isinstance(value, nn.Module):
+        return network_spec(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def build_network(spec: dict, source: str | Path = "network spec") -> nn.Module:
@@ -122,15 +136,22 @@ def build_network(spec: dict, source: str | Path = "network spec") -> nn.Module:
     cls = getattr(importlib.import_module(module_name), class_name)
     init_args = spec.get("init_args", {})
     # Networks made of networks (models.readers) hold their parts' specs, each built (and checked above) first.
-    built = {
-        k: build_network(v, source) if isinstance(v, dict) and "class_path" in v else v for k, v in init_args.items()
-    }
+    built = {k: _built_value(v, source) for k, v in init_args.items()}
     try:
         return cls(**built)
     except (TypeError, ValueError) as error:  # init_args that do not fit the class's constructor
         raise CheckpointError(
             f"{source}: cannot build {spec['class_path']} from init_args {init_args}: {error}"
         ) from error
+
+
+def _built_value(value: object, source: str | Path) -> object:
+    """A spec's constructor argument as the constructor takes it: a nested spec (or a list of them) built."""
+    if isinstance(value, dict) and "class_path" in value:
+        return build_network(value, source)
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "class_path" in v for v in value):
+        return [build_network(v, source) for v in value]
+    return value
 
 
 def load_network(checkpoint_path: str | Path, key: str = "net", map_location: str = "cpu") -> nn.Module:
@@ -161,14 +182,21 @@ def load_network(checkpoint_path: str | Path, key: str = "net", map_location: st
 EXPORT_KEY = "export"  # the metadata of an exported network (parameter-table version, image size, commit, ...)
 
 
-def export_network(net: nn.Module, metadata: dict, key: str = "net") -> bytes:
+def export_network(net: nn.Module, metadata: dict, key: str = "net", half: bool = False) -> bytes:
     """The bytes of a file holding `net` alone, in the layout `load_network(file, key)` reads: its spec under
     hyper_parameters[key], its weights under `key.` in state_dict, and `metadata` under EXPORT_KEY, as JSON's plain
-    data (a str subclass such as torch.__version__ would be a pickled object that weights_only loading refuses)."""
+    data (a str subclass such as torch.__version__ would be a pickled object that weights_only loading refuses).
+    `half`: float32 tensors are stored as float16 (half the file; load_state_dict casts them back into the float32
+    network); float64 ones (running sums, which overflow float16) and integers stay as they are."""
     metadata = json.loads(json.dumps(metadata))
+
+    def stored(value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().cpu()
+        return value.half() if half and value.dtype == torch.float32 else value
+
     checkpoint = {
         "hyper_parameters": {key: network_spec(net)},
-        "state_dict": {f"{key}.{name}": value.detach().cpu() for name, value in net.state_dict().items()},
+        "state_dict": {f"{key}.{name}": stored(value) for name, value in net.state_dict().items()},
         EXPORT_KEY: metadata,
     }
     buffer = io.BytesIO()

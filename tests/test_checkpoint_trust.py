@@ -84,8 +84,18 @@ def test_load_network_refuses_a_class_outside_the_allow_list(tmp_path, evil, key
     assert_nothing_ran(evil, error, path, class_path)
 
 
-def test_a_refused_class_nested_in_init_args_is_refused_too(tmp_path, evil):
-    spec = {"class_path": "models.imitator.Imitator", "init_args": {"image_size": {"class_path": "evil.Net"}}}
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"class_path": "models.imitator.Imitator", "init_args": {"image_size": {"class_path": "evil.Net"}}},
+        {  # an ensemble's members are a list of specs
+            "class_path": "models.readers.MeanOfReaders",
+            "init_args": {"readers": [{"class_path": "evil.Net", "init_args": {}}], "image_sizes": [64]},
+        },
+    ],
+    ids=["nested", "in a list"],
+)
+def test_a_refused_class_nested_in_init_args_is_refused_too(tmp_path, evil, spec):
     path = crafted(tmp_path / "nested.ckpt", {"net": spec})
     with pytest.raises(CheckpointError) as error:
         load_network(path)

@@ -16,7 +16,7 @@ from skimage import data
 from eval import descriptors
 from game import parameters as P
 from models.checkpoints import export_network, load_network
-from models.readers import FaceFeatureReader
+from models.readers import FaceFeatureReader, MeanOfReaders, TimmReader
 from studies.pretrained.pretrained import MAX_BYTES, TITLE, fit_command, model_card
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,24 +128,23 @@ def test_a_missing_default_model_is_one_line_saying_make_pretrained(tmp_path, as
     assert not (tmp_path / "out").exists()
 
 
-def test_the_model_card_lists_the_command_commit_seeds_and_time(tmp_path):
-    model, _ = tiny_export(tmp_path / "model.pt")
-    meta = {
-        "parameter_table_version": P.TABLE_VERSION,
-        "image_size": 64,
-        "network": "models.readers.FaceFeatureReader",
-        "features": ["mesh", "identity", "colour"],
-        "commit": "0123456789abcdef0123456789abcdef01234567",
-        "command": "python -m studies.pretrained --budget-minutes 20 --score",
-        "fit_command": "python -m lightning_modules.cli fit --config experiments/features/base.yaml",
-        "run": "runs/pretrained-default/version_0",
-        "created": "2026-01-01T00:00:00",
+def member_meta(name: str, network: str, size: int, steps: int) -> dict:
+    """One member's metadata as studies.pretrained.member_metadata records it."""
+    return {
+        "name": name,
+        "network": network,
+        "features": ["identity"] if network.endswith("FaceFeatureReader") else None,
+        "backbone": "resnet10t" if network.endswith("TimmReader") else None,
+        "image_size": size,
+        "checkpoint": f"runs/pretrained-{name}/version_0/checkpoints/last.ckpt",
+        "fit_command": f"python -m lightning_modules.cli fit --config experiments/features/base.yaml --run.name {name}",
+        "run": f"runs/pretrained-{name}/version_0",
         "data": {
-            "set": "data/game-photo-64-20k-seed3",
+            "set": f"data/game-photo-{size}-20k-seed3",
             "style": "photo",
             "prior": "uniform",
             "rows": 20000,
-            "size": 64,
+            "size": size,
             "render_seed": 3,
             "renders_per_identity": 1,
             "train_rows": 19000,
@@ -156,35 +155,95 @@ def test_the_model_card_lists_the_command_commit_seeds_and_time(tmp_path):
             "batch_size": 64,
         },
         "training": {
-            "budget_minutes": 20,
+            "budget_minutes": 60,
             "wall_seconds": 1500.0,
-            "global_step": 2960,
+            "global_step": steps,
             "epoch": 9,
             "torch": "2.14.1",
             "device": "cpu",
         },
-        "held_out": {"step": 2960, "val_rmse_ratio": 0.9876},
+        "held_out": {"step": steps, "val_rmse_ratio": 0.9876},
+    }
+
+
+def test_the_model_card_lists_the_command_commit_and_each_members_seeds_and_time(tmp_path):
+    model, _ = tiny_export(tmp_path / "model.pt")
+    meta = {
+        "parameter_table_version": P.TABLE_VERSION,
+        "image_size": None,
+        "network": "models.readers.MeanOfReaders",
+        "stored_dtype": "float16",
+        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "command": "python -m studies.pretrained --budget-minutes 60 --score",
+        "created": "2026-01-01T00:00:00",
+        "members": [
+            member_meta("face-features", "models.readers.FaceFeatureReader", 128, 2960),
+            member_meta("pixels", "models.readers.TimmReader", 64, 2968),
+        ],
     }
     card = model_card(meta, model, None)
     for needed in (
         TITLE,
-        "`python -m studies.pretrained --budget-minutes 20 --score`",
+        "the mean of 2 readers' parameters (`face-features`, `pixels`",
+        "`python -m studies.pretrained --budget-minutes 60 --score`",
         "Commit: `0123456789abcdef0123456789abcdef01234567`",
+        "weights stored as float16",
+        "each member resizes it to its own training size",
+        "### Member `face-features`",
+        "dlib's face descriptor",
+        "resized to 128 px (its training size)",
+        "### Member `pixels`",
+        "timm's resnet10t trained from scratch",
+        "resized to 64 px (its training size)",
         "render seed 3",
         "split seed 0",
         "seed_everything 0",
         "19000 training rows, 1000 held out",
         "2960 steps",
+        "2968 steps",
         "25.0 min wall clock",
-        "budget 20 min",
+        "budget 60 min",
         P.TABLE_VERSION,
         "val/rmse_ratio 0.9876",
         "Not scored",
     ):
         assert needed in card, needed
-    command = fit_command(tmp_path, 20, None, ["trainer.devices=2"])
-    assert command[command.index("--trainer.max_time") + 1] == "00:00:20:00" and "--trainer.max_steps" not in command
-    assert command[-2:] == ["--trainer.devices", "2"]  # overrides come last, so they win
+
+
+def test_fit_commands_take_every_setting_and_their_own_members_last():
+    settings = ["trainer.devices=2", "face-features:model.init_args.net.init_args.hidden=16", "pixels:data.x=1"]
+    face = fit_command("face-features", Path("runs"), 20, None, settings)
+    assert face[face.index("--trainer.max_time") + 1] == "00:00:20:00" and "--trainer.max_steps" not in face
+    assert face[face.index("--run.name") + 1] == "pretrained-face-features"
+    assert face[-4:] == ["--trainer.devices", "2", "--model.init_args.net.init_args.hidden", "16"]  # last: they win
+    pixels = fit_command("pixels", Path("runs"), 90, 5, settings)
+    assert pixels[pixels.index("--trainer.max_time") + 1] == "00:01:30:00"
+    assert pixels[-6:] == ["--trainer.max_steps", "5", "--trainer.devices", "2", "--data.x", "1"]
+    assert "experiments/features/resnet10t.yaml" in pixels and "experiments/features/identity.yaml" in face
+
+
+def test_a_mean_export_over_the_limit_in_float32_is_stored_in_float16_and_loads(tmp_path, monkeypatch):
+    from studies.pretrained import pretrained
+
+    _, first = tiny_export(tmp_path / "first.pt", bias=0.5)
+    _, second = tiny_export(tmp_path / "second.pt", bias=-0.2)
+    mean = MeanOfReaders([first, second], [64, 128]).eval()
+    float32 = len(export_network(mean, {}))
+    monkeypatch.setattr(pretrained, "MAX_BYTES", float32 - 1)
+    path, meta = pretrained.export(mean, tmp_path / "out", {"parameter_table_version": P.TABLE_VERSION})
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert meta["stored_dtype"] == "float16" == json.loads((tmp_path / "out/model.json").read_text())["stored_dtype"]
+    assert saved["net.readers.0.head.0.weight"].dtype == torch.float16 and path.stat().st_size < float32
+    assert saved["net.readers.1.feature_sum"].dtype == torch.float64  # running sums would overflow float16
+    reader, size = descriptors.load_parameter_model(path)
+    assert type(reader) is MeanOfReaders and size is None and reader.image_sizes == [64, 128]
+    assert all(member.cache_rows == 0 for member in reader.readers)  # eval reads each picture once
+    assert torch.equal(reader.readers[1].feature_sum, second.feature_sum)
+    images = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = mean(images).parameters
+        torch.testing.assert_close(reader(images).parameters, expected, atol=5e-3, rtol=0)
+    assert expected.abs().max() > 0.05
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +255,7 @@ def photo_set(tmp_path_factory) -> Path:
     return generate(root, 12, size=128, style="photo", seed=3, renders_per_identity=1, workers=1, progress=False)
 
 
-def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, run_cli, astronaut_jpg):
+def test_two_steps_of_each_member_export_their_mean_and_write_its_card(photo_set, tmp_path, run_cli):
     root = shutil.copytree(photo_set, tmp_path / "photo")
     settings = {
         "data.init_args.target_root": root,
@@ -206,7 +265,8 @@ def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, ru
         "data.init_args.persistent_workers": "false",
         "data.init_args.val_fraction": 0.25,
         "trainer.limit_val_batches": 1,
-        "model.init_args.net.init_args.hidden": 16,
+        "face-features:model.init_args.net.init_args.hidden": 16,
+        "pixels:data.init_args.image_size": 64,
     }
     out, runs = tmp_path / "weights", tmp_path / "runs"
     args = ["--steps", "2", "--no-score", "--runs", runs, "--out", out]
@@ -214,13 +274,17 @@ def test_two_steps_export_the_network_and_write_its_card(photo_set, tmp_path, ru
     run_cli("-m", "studies.pretrained", *args, timeout=600)
     model = out / "model.pt"
     net = load_network(model, "net")
-    assert type(net) is FaceFeatureReader and int(net.statistics_rows) == 8  # two training batches of 4
+    assert type(net) is MeanOfReaders and [type(member) for member in net.readers] == [FaceFeatureReader, TimmReader]
+    assert int(net.readers[0].statistics_rows) == 8 and net.image_sizes == [128, 64]  # two training batches of 4
     assert model.stat().st_size < MAX_BYTES
     meta = json.loads((out / "model.json").read_text())
-    assert meta["parameter_table_version"] == P.TABLE_VERSION
-    assert meta["image_size"] == 128  # the size it was trained at: shipped.yaml's
-    assert meta["training"]["global_step"] == 2 and meta["data"]["train_rows"] == 9 and meta["data"]["val_rows"] == 3
-    assert meta["data"]["render_seed"] == 3 and len(meta["commit"]) >= 40
+    assert meta["parameter_table_version"] == P.TABLE_VERSION and meta["image_size"] is None
+    assert meta["stored_dtype"] == "float32"  # ResNet-10-T and a 16-wide head fit 20 MB (the shipped one's 512 do not)
+    assert [member["name"] for member in meta["members"]] == ["face-features", "pixels"]
+    for member in meta["members"]:
+        assert member["training"]["global_step"] == 2 and member["data"]["render_seed"] == 3
+        assert member["data"]["train_rows"] == 9 and member["data"]["val_rows"] == 3
+    assert len(meta["commit"]) >= 40
     card = (out / "MODEL_CARD.md").read_text()
     assert TITLE in card and "python -m studies.pretrained --steps 2 --no-score" in card
     assert meta["commit"] in card and "render seed 3" in card and "Not scored" in card
@@ -245,7 +309,9 @@ def test_the_shipped_default_model_loads_and_reads_the_astronaut(tmp_path):
     [
         (["--budget-minutes", "0"], "--budget-minutes must be above 0"),
         (["--steps", "0"], "--steps must be at least 1"),
-        (["--set", "trainer.max_steps"], "--set takes KEY=VALUE"),
+        (["--set", "trainer.max_steps"], "--set takes [MEMBER:]KEY=VALUE"),
+        (["--members", "pixels", "pixels"], "--members names one twice"),
+        (["--members", "mesh"], "invalid choice: 'mesh'"),
     ],
 )
 def test_pretrained_refuses_bad_arguments_before_training(args, says, capsys):
@@ -256,11 +322,11 @@ def test_pretrained_refuses_bad_arguments_before_training(args, says, capsys):
     assert exit_.value.code == 2 and says in capsys.readouterr().err
 
 
-def test_an_export_over_the_size_limit_is_refused_naming_the_file(tmp_path, monkeypatch):
+def test_an_export_over_the_size_limit_even_in_float16_is_refused_naming_the_file(tmp_path, monkeypatch):
     from studies.pretrained import pretrained
 
-    checkpoint, _ = tiny_export(tmp_path / "run.pt")  # load_network reads an export like a checkpoint
+    _, net = tiny_export(tmp_path / "run.pt")
     monkeypatch.setattr(pretrained, "MAX_BYTES", 1000)
-    with pytest.raises(ValueError, match=r"out/model.pt: the export is .* MB, over the 0 MB limit for weights/"):
-        pretrained.export(checkpoint, tmp_path / "out", {"parameter_table_version": P.TABLE_VERSION})
+    with pytest.raises(ValueError, match=r"out/model.pt: the export is .* MB even in float16, over the 0 MB limit"):
+        pretrained.export(net, tmp_path / "out", {"parameter_table_version": P.TABLE_VERSION})
     assert not (tmp_path / "out" / "model.pt").exists()

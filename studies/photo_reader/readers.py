@@ -21,6 +21,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "pixels": ("experiments/features/pixels.yaml",),
     "pixels-extras": ("experiments/features/pixels.yaml", "experiments/features/extras.yaml"),
     "pixels-extras-100k": ("experiments/features/pixels.yaml", "experiments/features/extras_100k.yaml"),
+    # the same with ResNet-10-T, small enough to ship (weights/ <= 20 MB)
+    "resnet10t-extras-100k": (
+        "experiments/features/pixels.yaml",
+        "experiments/features/extras_100k.yaml",
+        "experiments/features/resnet10t.yaml",
+    ),
     # a diagnostic: the benchmark's prior family (realistic.yaml), not a reader to ship
     "pixels-extras-realistic": ("experiments/features/pixels.yaml", "experiments/features/realistic.yaml"),
 }

@@ -1,10 +1,12 @@
 """Train, export, score and document the shipped default model (pretrained.py; README.md). `make pretrained`.
 
-python -m studies.pretrained [--budget-minutes 20] [--steps N] [--set KEY=VALUE ...] [--score | --no-score]
-    [--likeness-args '--workers 2'] [--runs runs] [--out weights/default]
+python -m studies.pretrained [--members face-features pixels] [--budget-minutes 60] [--steps N]
+    [--set [MEMBER:]KEY=VALUE ...] [--score | --no-score] [--likeness-args '--workers 2'] [--runs runs]
+    [--out weights/default]
 
-Writes OUT/model.pt (the network alone, < 20 MB), OUT/model.json (its metadata), OUT/MODEL_CARD.md, and with --score
-OUT/likeness.json and .md (the likeness benchmark with the model as row `default`).
+Fits each member, then writes OUT/model.pt (the members' mean as one network, <= 20 MB), OUT/model.json (its
+metadata), OUT/MODEL_CARD.md, and with --score OUT/likeness.json and .md (the likeness benchmark with the model as row
+`default`).
 """
 
 from __future__ import annotations
@@ -14,21 +16,38 @@ import shlex
 import sys
 from pathlib import Path
 
-from studies.pretrained.pretrained import REPO, export, fit, fit_command, metadata, model_card, score
+from studies.pretrained.pretrained import (
+    MEMBERS,
+    REPO,
+    export,
+    exported_network,
+    fit,
+    fit_command,
+    member_metadata,
+    metadata,
+    model_card,
+    score,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m studies.pretrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--budget-minutes", type=float, default=20.0, help="fitting time (trainer.max_time)")
+    parser.add_argument(
+        "--members", nargs="+", default=list(MEMBERS), choices=MEMBERS, help="the readers the model averages"
+    )
+    parser.add_argument(
+        "--budget-minutes", type=float, default=60.0, help="fitting time of each member (trainer.max_time)"
+    )
     parser.add_argument("--steps", type=int, help="also stop after this many optimizer steps (trainer.max_steps)")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="any LightningCLI setting, e.g. trainer.devices=2",
+        metavar="[MEMBER:]KEY=VALUE",
+        help="any LightningCLI setting, for every member or MEMBER's fit alone, e.g. trainer.devices=2, "
+        "face-features:model.init_args.net.init_args.hidden=128",
     )
     parser.add_argument(
         "--score",
@@ -45,23 +64,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
     if bad := [setting for setting in args.set if "=" not in setting or setting.startswith("=")]:
-        parser.error(f"--set takes KEY=VALUE, got {bad}")
+        parser.error(f"--set takes [MEMBER:]KEY=VALUE, got {bad}")
+    if len(set(args.members)) != len(args.members):
+        parser.error(f"--members names one twice: {args.members}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Fit, export, optionally score, write the card; returns the export's metadata."""
+    """Fit every member, export their mean, optionally score it, write the card; returns the export's metadata."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    command = fit_command(args.runs.resolve(), args.budget_minutes, args.steps, args.set)
-    checkpoint, seconds = fit(command, args.runs.resolve())
-    meta = metadata(
-        checkpoint, shlex.join(["python", "-m", "studies.pretrained", *argv]), command, seconds, args.budget_minutes
-    )
-    model = export(checkpoint, args.out, meta)
-    print(f"wrote {model} ({model.stat().st_size / 2**20:.2f} MB) from {checkpoint}", flush=True)
+    runs = args.runs.resolve()
+    members = []
+    for member in args.members:
+        command = fit_command(member, runs, args.budget_minutes, args.steps, args.set)
+        checkpoint, seconds = fit(command, runs, member)
+        members.append(member_metadata(member, checkpoint, command, seconds, args.budget_minutes))
+    meta = metadata(shlex.join(["python", "-m", "studies.pretrained", *argv]), members)
+    model, meta = export(exported_network(members), args.out, meta)
+    print(f"wrote {model} ({model.stat().st_size / 2**20:.2f} MB) from {', '.join(m['checkpoint'] for m in members)}")
     report = score(model, args.out, shlex.split(args.likeness_args)) if args.score else None
     card = args.out / "MODEL_CARD.md"
     card.write_text(model_card(meta, model, report))
