@@ -56,7 +56,7 @@ train-imitator: setup ## pre-train the imitator (EXP=experiments/imitator.yaml; 
 train-main: setup ## cross-domain regression, needs the imitator run (EXP=experiments/main.yaml; ARGS='--config experiments/ablations/no_domain.yaml')
 	$(PY) -m lightning_modules.cli fit --config $(or $(EXP),experiments/main.yaml) $(ARGS)
 
-pretrained: setup ## train, export, score the shipped default model -> weights/default/{model.pt,MODEL_CARD.md} (ARGS='--budget-minutes 20 --set trainer.accelerator=gpu')
+pretrained: setup ## train both readers, export their mean, score it -> weights/default/{model.pt,MODEL_CARD.md} (ARGS='--budget-minutes 20 --set trainer.accelerator=gpu')
 	$(PY) -m studies.pretrained --score $(ARGS)
 
 demo: setup ## the whole method at CPU scale: imitator, regression, baselines, benchmark, tool -> runs/demo/REPORT.md

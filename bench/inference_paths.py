@@ -50,8 +50,8 @@ def paper_reader(size: int) -> torch.nn.Module:
 
 
 def model_graph(model: str, size: int) -> ParameterGraph:
-    """`default` (weights/default/model.pt, trained at 64 px: crops are resized to it inside) or `paper` (E + R
-    built at `size`), reading aligned crops of `size` px."""
+    """`default` (weights/default/model.pt: crops are resized inside to the size each of its readers was trained
+    at) or `paper` (E + R built at `size`), reading aligned crops of `size` px."""
     if model == "default":
         from eval.descriptors import default_model, load_parameter_model
 

@@ -17,8 +17,8 @@ from models.resize import resize_to
 
 log = logging.getLogger(__name__)
 
-# The shipped default model (not in the paper: frozen real-face features + MLP head), made by `make pretrained`
-# (studies/pretrained); the photo tool and verify use it when no --ckpt is given.
+# The shipped default model (not in the paper: the mean of a frozen-real-face-feature reader and a pixel reader),
+# made by `make pretrained` (studies/pretrained); the photo tool and verify use it when no --ckpt is given.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "default" / "model.pt"
 
 

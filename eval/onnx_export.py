@@ -48,6 +48,13 @@ class ParameterGraph(nn.Module):
         return output if isinstance(output, torch.Tensor) else output.parameters
 
 
+def model_sizes(reader: nn.Module, size: int) -> str:
+    """The sizes the graph resizes its input to before reading it: `size`, or an ensemble's members' own sizes
+    (models.readers.MeanOfReaders), comma-separated in member order."""
+    member_sizes = getattr(reader, "image_sizes", None)
+    return ",".join(str(member or size) for member in member_sizes) if member_sizes else str(size)
+
+
 def unexportable(reader: nn.Module) -> str | None:
     """Why `reader` cannot become a graph that computes what it computes in eval mode, or None."""
     from models.vqvae2 import Quantizer
@@ -106,7 +113,7 @@ def export_onnx(
         "input": f"{INPUT_NAME}: float32 (B, 3, {input_size}, {input_size}) RGB in [0, 1], aligned to the face "
         "template (docs/contracts.md section 2)",
         "output": f"{OUTPUT_NAME}: float32 (B, 267) in [-2.5, 2.5], game/parameters.csv order",
-        "model_image_size": str(model_size or input_size),
+        "model_image_size": model_sizes(reader, model_size or input_size),
         **{str(k): str(v) for k, v in (metadata or {}).items()},
     }
     del model.metadata_props[:]

@@ -7,11 +7,11 @@ Per photo (per face with --all: <stem>_face<k>): <stem>.json (the preset: all 26
 order, with the parameter-table version), <stem>_render.png (the game engine's screenshot of the preset) and
 <stem>_side_by_side.png (aligned photo | render); with --mesh, <stem>.glb or <stem>.obj (the character's head mesh,
 game.mesh_export). `python -m game render <stem>.json` renders a preset again. Without --ckpt the shipped default
-model reads the photo (weights/default/model.pt, made by `make pretrained`; not in the paper: frozen real-face
-features + MLP head); `--ckpt none` gives the neutral face, to try the pipeline without a trained model. A photo
-that cannot be used (missing, a folder, damaged, no face) gets a one-line message and the tool goes on; the exit
-status is 1 if any photo failed. A face found only in the photo turned by 90, 180 or 270 degrees is taken from the
-turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
+model reads the photo (weights/default/model.pt, made by `make pretrained`; not in the paper: the mean of a
+frozen-real-face-feature reader and a pixel reader); `--ckpt none` gives the neutral face, to try the pipeline
+without a trained model. A photo that cannot be used (missing, a folder, damaged, no face) gets a one-line message
+and the tool goes on; the exit status is 1 if any photo failed. A face found only in the photo turned by 90, 180
+or 270 degrees is taken from the turned photo; a grayscale photo keeps every colour slider neutral, with a warning.
 The arguments (--ckpt exists, --out can be written, the photos exist) are checked before the model loads.
 """
 

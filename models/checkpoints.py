@@ -190,13 +190,17 @@ def export_network(net: nn.Module, metadata: dict, key: str = "net", half: bool 
     network); float64 ones (running sums, which overflow float16) and integers stay as they are."""
     metadata = json.loads(json.dumps(metadata))
 
-    def stored(value: torch.Tensor) -> torch.Tensor:
+    def stored(name: str, value: torch.Tensor) -> torch.Tensor:
         value = value.detach().cpu()
-        return value.half() if half and value.dtype == torch.float32 else value
+        if not half or value.dtype != torch.float32:
+            return value
+        if value.numel() and value.abs().max() > torch.finfo(torch.float16).max:
+            raise ValueError(f"{name}: values up to {value.abs().max():.3g} do not fit float16; export in float32")
+        return value.half()
 
     checkpoint = {
         "hyper_parameters": {key: network_spec(net)},
-        "state_dict": {f"{key}.{name}": stored(value) for name, value in net.state_dict().items()},
+        "state_dict": {f"{key}.{name}": stored(name, value) for name, value in net.state_dict().items()},
         EXPORT_KEY: metadata,
     }
     buffer = io.BytesIO()

@@ -84,8 +84,9 @@ def test_the_graph_states_its_contract(default_onnx):
     assert {o.domain: o.version for o in model.opset_import}[""] == OPSET
     notes = {p.key: p.value for p in model.metadata_props}
     assert notes["parameter_names"].split(",") == P.names()
-    trained_at = load_parameter_model(DEFAULT_MODEL)[1]  # the size the shipped model was trained at
-    assert notes["parameter_table_version"] == P.TABLE_VERSION and notes["model_image_size"] == str(trained_at)
+    reader, trained_at = load_parameter_model(DEFAULT_MODEL)  # the size(s) the shipped model was trained at
+    sizes = [str(size) for size in getattr(reader, "image_sizes", [trained_at])]  # an ensemble's: each member's
+    assert notes["parameter_table_version"] == P.TABLE_VERSION and notes["model_image_size"].split(",") == sizes
     assert oct(default_onnx.stat().st_mode & 0o044) == oct(0o044)  # readable by others, unlike mkstemp's files
 
 

@@ -322,6 +322,15 @@ def test_pretrained_refuses_bad_arguments_before_training(args, says, capsys):
     assert exit_.value.code == 2 and says in capsys.readouterr().err
 
 
+def test_a_float16_export_refuses_a_weight_that_float16_cannot_hold():
+    net = FaceFeatureReader(["colour"], hidden=8)
+    with torch.no_grad():
+        net.head[0].weight[0, 0] = 1e6
+    with pytest.raises(ValueError, match=r"head.0.weight: values up to 1e\+06 do not fit float16"):
+        export_network(net, {}, half=True)
+    assert len(export_network(net, {})) > 0  # float32 holds it
+
+
 def test_an_export_over_the_size_limit_even_in_float16_is_refused_naming_the_file(tmp_path, monkeypatch):
     from studies.pretrained import pretrained
 

@@ -64,8 +64,8 @@ def likeness_section(likeness: dict) -> list[str]:
     lines = [
         "## The likeness benchmark (bench/likeness.py: 256 px, held-out recogniser)",
         "",
-        "`default` is the shipped model (weights/default; not the paper's method: frozen real-face features + MLP",
-        "head), `paper` and `supervised` the two demo regressions above.",
+        "`default` is the shipped model (weights/default; not the paper's method: the mean of a frozen-real-face-",
+        "feature reader and a pixel reader), `paper` and `supervised` the two demo regressions above.",
         "",
         likeness["markdown"].removeprefix("# Likeness benchmark\n\n"),
     ]

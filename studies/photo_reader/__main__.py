@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
             for name, path in checkpoints.items()
         },
         "notes": [
-            "Not in the paper: readers of the photo's pixels (timm ResNet-18 from scratch), trained on photo-style "
-            "renders with their known parameters; 'default' is the shipped model (dlib descriptor + MLP head); "
-            "'mean-V' the mean of the default model's and V's parameters (models.readers.MeanOfReaders, "
-            "nothing fitted).",
+            "Not in the paper: readers of the photo's pixels (timm ResNet-18, or ResNet-10-T where the row says "
+            "resnet10t, from scratch), trained on photo-style renders with their known parameters; 'default' is "
+            f"{args.default or 'not scored'}; 'mean-V' the mean of the default model's and V's parameters "
+            "(models.readers.MeanOfReaders, nothing fitted).",
             *report["notes"],
         ],
     }
