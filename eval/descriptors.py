@@ -66,7 +66,7 @@ def load_parameter_model(path: str | Path) -> tuple[torch.nn.Module, int | None]
     this game's is refused, naming it: its 267 outputs mean other sliders."""
     from game import parameters as P
     from models.checkpoints import CheckpointError, load_network, read_checkpoint
-    from models.readers import EncoderRegressorReader
+    from models.readers import EncoderRegressorReader, without_feature_caches
 
     checkpoint = read_checkpoint(path, mmap=True)
     # The DataModule's state (docs/contracts.md section 6) sits under its class name, an export's under "export".
@@ -81,10 +81,7 @@ def load_parameter_model(path: str | Path) -> tuple[torch.nn.Module, int | None]
                 f"{path}: holds a {spec['class_path']} under 'net', not a parameter reader (expected a regression "
                 "or reader checkpoint, or an export such as weights/default/model.pt)"
             )
-        reader = load_network(path, "net")
-        for module in reader.modules():  # a FaceFeatureReader's feature cache serves training epochs, not one pass
-            if hasattr(module, "cache_rows"):
-                module.cache_rows = 0
+        reader = without_feature_caches(load_network(path, "net"))
         sizes = {value.get("image_size") for value in entries} - {None}
         return reader, (sizes.pop() if len(sizes) == 1 else None)
     encoder, regressor = load_regression(path)

@@ -36,11 +36,10 @@ class ParameterGraph(nn.Module):
     reader run at the size it was trained at (`model_size`; None: as given), exactly as ReaderDescriptor runs it."""
 
     def __init__(self, reader: nn.Module, model_size: int | None, input_size: int) -> None:
+        from models.readers import without_feature_caches
+
         super().__init__()
-        for module in reader.modules():  # FaceFeatureReader's training cache hashes bytes: not a graph op
-            if getattr(module, "cache_rows", 0):
-                module.cache_rows = 0
-        self.reader, self.model_size, self.input_size = reader.eval(), model_size, input_size
+        self.reader, self.model_size, self.input_size = without_feature_caches(reader).eval(), model_size, input_size
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) float RGB in [0, 1] -> (B, 267) parameters."""

@@ -149,6 +149,16 @@ class FaceFeatureReader(nn.Module):
         return ReaderOutput(self.parameter_range * torch.tanh(self.head(features)), images.new_zeros(()))
 
 
+def without_feature_caches(net: nn.Module) -> nn.Module:
+    """`net` with the feature cache of every FaceFeatureReader in it turned off, members of an ensemble included:
+    the cache serves training epochs over the same pictures; a pass over new ones only fills memory, and its byte
+    hashing is no graph op (eval.onnx_export)."""
+    for module in net.modules():
+        if isinstance(module, FaceFeatureReader):
+            module.cache_rows = 0
+    return net
+
+
 class MeanOfReaders(nn.Module):
     """An ensemble of trained readers: the mean of their parameters, each reading the picture at the size it was
     trained at (None: as given). Not in the paper; nothing is fitted, so it needs no data of its own."""
